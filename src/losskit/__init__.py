@@ -1,0 +1,41 @@
+"""losskit: loss functions that return exactly what PyTorch returns, on any array library.
+
+Every function takes arrays of one library (NumPy, PyTorch, JAX, array-api-strict, ...) and
+returns an array of that library, dtype and device. Names and keywords follow
+``torch.nn.functional``.
+
+>>> import numpy as np, losskit as lk
+>>> round(float(lk.cross_entropy(np.array([[0.1, 0.6, 0.3]]), np.array([1]))), 6)
+0.853287
+"""
+
+from . import information
+from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
+from ._cross_entropy import cross_entropy, nll_loss, softmax_entropy
+from ._divergence import kl_div
+from ._focal import focal_loss, sigmoid_focal_loss
+from ._lib._checks import TargetIndexError
+from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
+from ._softmax import log_softmax, logsumexp, softmax
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TargetIndexError",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "focal_loss",
+    "huber_loss",
+    "information",
+    "kl_div",
+    "l1_loss",
+    "log_softmax",
+    "logsumexp",
+    "mse_loss",
+    "nll_loss",
+    "sigmoid_focal_loss",
+    "smooth_l1_loss",
+    "softmax",
+    "softmax_entropy",
+]

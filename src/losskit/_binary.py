@@ -1,0 +1,159 @@
+"""Binary (and multi-label) cross-entropy, on probabilities and on logits."""
+
+from __future__ import annotations
+
+from ._lib._checks import broadcast_option, check_in_unit_interval, paired_floats, unit_number
+from ._lib._compat import Array, namespace
+from ._lib._numerics import log_sigmoid, quiet_floating_point
+from ._lib._reduction import apply_reduction, resolve_reduction
+
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
+
+
+@quiet_floating_point
+def binary_cross_entropy(
+    input: Array,
+    target: Array,
+    *,
+    weight: Array | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Binary cross-entropy between predicted probabilities and targets.
+
+    .. math::
+
+        \ell = -w \left[ y \max(\log x, -100) + (1 - y) \max(\log(1 - x), -100) \right]
+
+    Parameters
+    ----------
+    input : array, any shape
+        Probabilities in [0, 1] (after a sigmoid), floating point.
+    target : array, shape of ``input``
+        Targets in [0, 1]: hard 0/1 labels (integer or boolean accepted) or soft labels.
+    weight : array or float, optional
+        Rescales each element; broadcast to the target's shape from the last dimension.
+    size_average, reduce : bool, optional
+        Deprecated; mapped to ``reduction`` as PyTorch does, with a ``DeprecationWarning``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` divides by the number of elements (not by the weights).
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``; ``input``'s shape for ``"none"``.
+
+    Notes
+    -----
+    Each logarithm is clamped at -100 as in PyTorch, so a confident wrong prediction
+    (``x = 0``, ``y = 1``) costs 100 rather than ``inf``; :math:`\log(1 - x)` is computed with
+    ``log1p``. Inputs or targets outside [0, 1] (or NaN) raise ``ValueError`` when the values
+    are concrete. Prefer :func:`binary_cross_entropy_with_logits`, which is exact for
+    saturated logits.
+
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer, 2006, section 4.3.2.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> round(float(lk.binary_cross_entropy(np.array([0.9, 0.6]), np.array([1.0, 0.0]))), 6)
+    0.510826
+    """
+    fn = "binary_cross_entropy"
+    xp = namespace(fn, input=input, target=target)
+    reduction = resolve_reduction(fn, reduction, size_average=size_average, reduce=reduce)
+    x, y, out_dtype = paired_floats(fn, input, target, xp)
+    check_in_unit_interval(fn, "input", x, xp)
+    check_in_unit_interval(fn, "target", y, xp)
+    log_x = xp.clip(xp.log(x), min=-100.0)
+    log_1mx = xp.clip(xp.log1p(-x), min=-100.0)
+    loss = -(y * log_x + (1 - y) * log_1mx)
+    w = broadcast_option(fn, "weight", weight, y, xp)
+    if w is not None:
+        loss = w * loss
+    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+
+
+@quiet_floating_point
+def binary_cross_entropy_with_logits(
+    input: Array,
+    target: Array,
+    *,
+    weight: Array | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    pos_weight: Array | None = None,
+    label_smoothing: float = 0.0,
+) -> Array:
+    r"""Binary cross-entropy on logits: a sigmoid and BCE in one stable step.
+
+    With :math:`y' = (1 - \varepsilon) y + \varepsilon / 2` (label smoothing) and
+    :math:`l_w = 1 + (\text{pos\_weight} - 1)\, y'`:
+
+    .. math::
+
+        \ell = w \left[ (1 - y')\, x - l_w \log \sigma(x) \right]
+             = -w \left[ \text{pos\_weight}\; y' \log \sigma(x) + (1 - y') \log(1 - \sigma(x)) \right]
+
+    Parameters
+    ----------
+    input : array, any shape
+        Logits (before any sigmoid), floating point.
+    target : array, shape of ``input``
+        Targets, usually in [0, 1] (integer or boolean 0/1 labels accepted); not range-checked.
+    weight : array or float, optional
+        Rescales each element; broadcast to the target's shape from the last dimension.
+    size_average, reduce : bool, optional
+        Deprecated; mapped to ``reduction`` as PyTorch does, with a ``DeprecationWarning``.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` divides by the number of elements.
+    pos_weight : array or float, optional
+        Weight of the positive term, e.g. ``num_negative / num_positive`` per class. A
+        ``(C,)`` array applies per class to ``(N, C)`` input; use ``(C, 1, 1)`` for
+        ``(N, C, H, W)``. It has no effect where the target is 0.
+    label_smoothing : float in [0, 1], default 0
+        Pulls targets toward 0.5 (as Keras' ``BinaryCrossentropy``); PyTorch lacks it.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``; ``input``'s shape for ``"none"``.
+
+    Notes
+    -----
+    :math:`\log\sigma(x) = \min(x, 0) - \operatorname{log1p}(e^{-|x|})` never overflows, so
+    logits of :math:`\pm 10^4` give exact losses. This is PyTorch's formula, with its values
+    at infinite logits (NaN for ``-inf``, and for ``+inf`` with target 1).
+
+    References
+    ----------
+    PyTorch, ``torch.nn.BCEWithLogitsLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> x, y = np.array([0.5, -1.5, 2.0, -0.2]), np.array([1.0, 0.0, 1.0, 0.5])
+    >>> round(float(lk.binary_cross_entropy_with_logits(x, y)), 6)
+    0.375139
+    """
+    fn = "binary_cross_entropy_with_logits"
+    xp = namespace(fn, input=input, target=target)
+    reduction = resolve_reduction(fn, reduction, size_average=size_average, reduce=reduce)
+    smoothing = unit_number(fn, "label_smoothing", label_smoothing)
+    x, y, out_dtype = paired_floats(fn, input, target, xp)
+    if smoothing > 0:
+        y = (1 - smoothing) * y + smoothing / 2
+    log_sig = log_sigmoid(x, xp=xp)
+    pw = broadcast_option(fn, "pos_weight", pos_weight, y, xp)
+    if pw is None:
+        loss = (1 - y) * x - log_sig
+    else:
+        loss = (1 - y) * x - (1 + (pw - 1) * y) * log_sig
+    w = broadcast_option(fn, "weight", weight, y, xp)
+    if w is not None:
+        loss = w * loss
+    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)

@@ -1,0 +1,310 @@
+"""Softmax classification: cross-entropy, negative log-likelihood and softmax entropy."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from ._lib import _numerics
+from ._lib._checks import (
+    check_class_weight,
+    check_floating,
+    class_axis,
+    class_index_target,
+    shape_of,
+    unit_number,
+)
+from ._lib._compat import Array, device, namespace
+from ._lib._numerics import compute_dtype, quiet_floating_point, softmax_stats, take_class
+from ._lib._reduction import apply_reduction, reduce_class_positions, resolve_reduction
+
+__all__ = ["cross_entropy", "nll_loss", "softmax_entropy"]
+
+
+@quiet_floating_point
+def cross_entropy(
+    input: Array,
+    target: Array,
+    *,
+    weight: Array | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    dim: int = 1,
+) -> Array:
+    r"""Cross-entropy between the softmax of logits and class indices or class probabilities.
+
+    For a class-index target :math:`y_i` with class weights :math:`w` (all ones by default)
+    and label smoothing :math:`\varepsilon` over :math:`C` classes:
+
+    .. math::
+
+        \ell_i = (1 - \varepsilon)\, w_{y_i} \left(-\log p_{i, y_i}\right)
+                 + \frac{\varepsilon}{C} \sum_{c} w_c \left(-\log p_{i, c}\right),
+        \qquad p_i = \operatorname{softmax}(x_i)
+
+    and :math:`\ell_i = 0` where :math:`y_i` equals ``ignore_index``. For a probability target
+    :math:`q_i` (same shape as the input), smoothed to
+    :math:`q'_i = (1 - \varepsilon) q_i + \varepsilon / C`:
+
+    .. math::
+
+        \ell_i = -\sum_c w_c\, q'_{i, c} \log p_{i, c}
+
+    Parameters
+    ----------
+    input : array, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)``
+        Unnormalised logits (not probabilities), floating point. Classes lie along ``dim``.
+    target : array
+        Class indices, integer, shaped like ``input`` without the class dimension (``()`` or
+        ``(1,)`` for a ``(C,)`` input); or class probabilities, floating point, shaped exactly
+        like ``input``.
+    weight : array, shape ``(C,)``, optional
+        A weight per class.
+    size_average, reduce : bool, optional
+        Deprecated; mapped to ``reduction`` as PyTorch does, with a ``DeprecationWarning``.
+    ignore_index : int, default -100
+        Class-index targets equal to it contribute nothing, not even to the mean's
+        denominator. The class still counts in every softmax.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` divides the sum by :math:`\sum_i w_{y_i}` over non-ignored positions for
+        class indices (the count of those positions without weights), and by the number of
+        positions for probability targets.
+    label_smoothing : float in [0, 1], default 0
+        The mass :math:`\varepsilon` spread uniformly over all classes, the true one included.
+    dim : int, default 1
+        The class dimension (1 as in PyTorch; ``-1`` for channel-last data).
+
+    Returns
+    -------
+    array
+        A 0-d array for ``"mean"`` and ``"sum"``; for ``"none"``, shaped like ``input``
+        without the class dimension. The dtype is ``input``'s (promoted with the target's for
+        probability targets).
+
+    Notes
+    -----
+    The loss is computed as ``log_norm - (x_y - m)`` with ``m`` the row maximum and
+    ``log_norm = log sum_c exp(x_c - m)``: no probability is formed, so logits of ``1e4`` or
+    ``1e38`` stay exact. For NumPy input only these per-row numbers are kept and the rows are
+    processed in cache-sized blocks on all cores, so no temporary of the logits' size exists.
+
+    As PyTorch: ``+inf`` or NaN logits in a row give NaN, an all-ignored ``"mean"`` is NaN
+    (0 / 0) and probability targets are not checked to sum to one. Unlike PyTorch, a
+    negative or NaN ``label_smoothing`` raises instead of being read as 0. Class indices are
+    range-checked whenever their values are concrete (not under ``jax.jit``).
+
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer, 2006, section 4.3.4.
+    C. Szegedy et al., "Rethinking the Inception architecture for computer vision",
+    CVPR 2016 (label smoothing).
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> round(float(lk.cross_entropy(np.array([[0.1, 0.6, 0.3]]), np.array([1]))), 6)
+    0.853287
+    """
+    fn = "cross_entropy"
+    xp = namespace(fn, input=input, target=target)
+    reduction = resolve_reduction(fn, reduction, size_average=size_average, reduce=reduce)
+    check_floating(fn, "input", input, xp)
+    smoothing = unit_number(fn, "label_smoothing", label_smoothing)
+    axis = class_axis(fn, input, dim)
+    if xp.isdtype(target.dtype, "real floating"):
+        return _probability_target_cross_entropy(
+            input, target, weight, ignore_index, reduction, smoothing, axis, xp
+        )
+    x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
+    classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
+    w = check_class_weight(fn, weight, classes.num_classes, xp, dtype=x.dtype, like=x)
+    coef = None
+    if smoothing > 0:
+        coef = xp.ones(classes.num_classes, dtype=x.dtype, device=device(x)) if w is None else w
+    stats = softmax_stats(x, axis=axis, xp=xp, index=classes.index, coef=coef)
+    loss = stats.log_norm - stats.picked  # -log p_y
+    target_weight = None if w is None else take_class(w, classes.index, xp=xp)
+    if target_weight is not None:
+        loss = target_weight * loss
+    if coef is not None:
+        # sum_c w_c (-log p_c) = sum_c w_c (log_norm - (x_c - m)) = W log_norm - dot
+        uniform = (xp.sum(coef) * stats.log_norm - stats.dot) / classes.num_classes
+        loss = (1 - smoothing) * loss + smoothing * uniform
+    out = reduce_class_positions(
+        loss, reduction, valid=classes.valid, target_weight=target_weight, xp=xp
+    )
+    return xp.astype(out, input.dtype, copy=False)
+
+
+def _probability_target_cross_entropy(
+    input: Array,
+    target: Array,
+    weight: Array | None,
+    ignore_index: object,
+    reduction: str,
+    smoothing: float,
+    axis: int,
+    xp: ModuleType,
+) -> Array:
+    fn = "cross_entropy"
+    if shape_of(target) != shape_of(input):
+        expected = shape_of(input)[:axis] + shape_of(input)[axis + 1 :]
+        msg = (
+            f"{fn}: target has a floating-point dtype ({target.dtype}) and shape "
+            f"{shape_of(target)}; class probabilities must have the input's shape "
+            f"{shape_of(input)}, and class indices need an integer dtype and shape {expected}"
+        )
+        raise ValueError(msg)
+    if isinstance(ignore_index, int) and not isinstance(ignore_index, bool) and ignore_index >= 0:
+        msg = (
+            f"{fn}: ignore_index={ignore_index} applies to class-index targets only; "
+            "with class-probability targets (target shaped like input) leave it negative"
+        )
+        raise ValueError(msg)
+    out_dtype = xp.result_type(input, target)
+    dtype = compute_dtype(xp, out_dtype)
+    x = xp.astype(input, dtype, copy=False)
+    q = xp.astype(target, dtype, copy=False)
+    num_classes = int(x.shape[axis])
+    if smoothing > 0:
+        q = (1 - smoothing) * q + smoothing / num_classes
+    w = check_class_weight(fn, weight, num_classes, xp, dtype=dtype, like=x)
+    if w is not None:
+        shape = [1] * x.ndim
+        shape[axis] = num_classes
+        q = q * xp.reshape(w, tuple(shape))
+    loss = -xp.sum(q * _numerics.log_softmax(x, axis=axis, xp=xp), axis=axis)
+    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+
+
+@quiet_floating_point
+def nll_loss(
+    input: Array,
+    target: Array,
+    *,
+    weight: Array | None = None,
+    size_average: bool | None = None,
+    ignore_index: int = -100,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    dim: int = 1,
+) -> Array:
+    r"""Negative log-likelihood of class indices, given log-probabilities.
+
+    .. math::
+
+        \ell_i = -w_{y_i}\, x_{i, y_i}, \qquad \ell_i = 0 \text{ where } y_i = \text{ignore\_index}
+
+    Parameters
+    ----------
+    input : array, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)``
+        Log-probabilities, e.g. ``log_softmax(logits, dim=1)``. Not probabilities: given
+        probabilities, the result is ``-mean(p_y)``, a meaningless negative number.
+    target : array of int
+        Class indices, shaped like ``input`` without the class dimension.
+    weight : array, shape ``(C,)``, optional
+        A weight per class.
+    size_average, reduce : bool, optional
+        Deprecated; mapped to ``reduction`` as PyTorch does, with a ``DeprecationWarning``.
+    ignore_index : int, default -100
+        Targets equal to it contribute nothing, not even to the mean's denominator.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` divides by :math:`\sum_i w_{y_i}` over non-ignored positions.
+    dim : int, default 1
+        The class dimension.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``; shaped like ``target`` for ``"none"``.
+
+    Notes
+    -----
+    Only the target entry of each row is read, so NaN elsewhere in a row is harmless (as in
+    PyTorch). ``nll_loss(log_softmax(x))`` equals ``cross_entropy(x)``.
+
+    References
+    ----------
+    C. M. Bishop, *Pattern Recognition and Machine Learning*, Springer, 2006, section 4.3.2.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> logp = np.log(np.array([[.3, .3, .4], [.3, .4, .3], [.1, .2, .7]]))
+    >>> round(float(lk.nll_loss(logp, np.array([2, 1, 0]))), 6)
+    1.378389
+    """
+    fn = "nll_loss"
+    xp = namespace(fn, input=input, target=target)
+    reduction = resolve_reduction(fn, reduction, size_average=size_average, reduce=reduce)
+    check_floating(fn, "input", input, xp)
+    axis = class_axis(fn, input, dim)
+    x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
+    classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
+    w = check_class_weight(fn, weight, classes.num_classes, xp, dtype=x.dtype, like=x)
+    picked = xp.take_along_axis(x, xp.expand_dims(classes.index, axis=axis), axis=axis)
+    loss = -xp.squeeze(picked, axis=axis)
+    target_weight = None if w is None else take_class(w, classes.index, xp=xp)
+    if target_weight is not None:
+        loss = target_weight * loss
+    out = reduce_class_positions(
+        loss, reduction, valid=classes.valid, target_weight=target_weight, xp=xp
+    )
+    return xp.astype(out, input.dtype, copy=False)
+
+
+@quiet_floating_point
+def softmax_entropy(input: Array, *, dim: int = 1, reduction: str = "mean") -> Array:
+    r"""Entropy of the softmax of logits, as a loss or a regulariser.
+
+    .. math::
+
+        \ell_i = -\sum_c p_{i, c} \log p_{i, c}, \qquad p_i = \operatorname{softmax}(x_i)
+
+    Parameters
+    ----------
+    input : array, shape ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)``
+        Logits, floating point; ``-inf`` marks impossible classes.
+    dim : int, default 1
+        The class dimension.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"mean"`` averages over positions.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``; ``input``'s shape without ``dim`` for ``"none"``.
+
+    Notes
+    -----
+    Computed as :math:`\log Z - \sum_c p_c (x_c - m)` with :math:`\log Z` the shifted
+    log-normaliser. A ``-inf`` logit has :math:`p_c = 0` and adds nothing
+    (:math:`0 \log 0 = 0`), in the value and in the gradient. Minimising it sharpens
+    predictions (entropy minimisation); subtracting it is the confidence penalty.
+
+    References
+    ----------
+    Y. Grandvalet and Y. Bengio, "Semi-supervised learning by entropy minimization",
+    NeurIPS 2004. G. Pereyra et al., "Regularizing neural networks by penalizing confident
+    output distributions", ICLR workshop 2017.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> round(float(lk.softmax_entropy(np.array([[0.0, 0.0, -np.inf]]))), 6)  # log 2
+    0.693147
+    """
+    fn = "softmax_entropy"
+    xp = namespace(fn, input=input)
+    reduction = resolve_reduction(fn, reduction)
+    check_floating(fn, "input", input, xp)
+    axis = class_axis(fn, input, dim)
+    x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
+    t = x - xp.max(x, axis=axis, keepdims=True)
+    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
+    p = xp.exp(t - log_norm)
+    finite_t = xp.where(t == -xp.inf, xp.zeros_like(t), t)
+    loss = xp.squeeze(log_norm, axis=axis) - xp.sum(p * finite_t, axis=axis)
+    return xp.astype(apply_reduction(loss, reduction, xp=xp), input.dtype, copy=False)

@@ -1,0 +1,249 @@
+"""Validation shared by the losses: every message names the argument, what was expected and
+what was given.
+
+Checks that read array values (class-index range, probabilities within [0, 1]) run only when
+the values are concrete (NumPy, eager PyTorch, JAX outside tracing); under ``jax.jit`` they are
+skipped, since a traced value cannot be inspected.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, NamedTuple
+
+from ._compat import Array, as_option_array, is_concrete, size
+from ._numerics import compute_dtype
+
+__all__ = [
+    "broadcast_option",
+    "ClassTarget",
+    "TargetIndexError",
+    "check_class_weight",
+    "check_floating",
+    "check_broadcasts_to",
+    "check_in_unit_interval",
+    "check_same_shape",
+    "class_axis",
+    "class_index_target",
+    "normalize_axis",
+    "number",
+    "paired_floats",
+    "shape_of",
+    "unit_number",
+]
+
+
+class TargetIndexError(IndexError, ValueError):
+    """A class index outside ``0..C-1`` that is not ``ignore_index``.
+
+    It is an ``IndexError``, as in PyTorch, and also a ``ValueError``, as for any other bad
+    argument value in losskit.
+    """
+
+
+def shape_of(x: Array) -> tuple[int, ...]:
+    """``x.shape`` as a plain tuple of ints (``torch.Size`` prints differently)."""
+    return tuple(int(d) for d in x.shape)
+
+
+def check_floating(fn: str, name: str, x: Array, xp: ModuleType) -> None:
+    """Raise ``TypeError`` unless ``x`` has a real floating-point dtype."""
+    if not xp.isdtype(x.dtype, "real floating"):
+        msg = f"{fn}: {name} must have a floating-point dtype, got {x.dtype}"
+        raise TypeError(msg)
+
+
+def check_same_shape(fn: str, input: Array, target: Array) -> None:
+    """Raise ``ValueError`` unless ``target`` has exactly the shape of ``input``.
+
+    PyTorch broadcasts some of these pairs with only a warning: an ``(N,)`` prediction against
+    an ``(N, 1)`` target silently becomes an ``(N, N)`` loss. losskit refuses instead.
+    """
+    if shape_of(input) != shape_of(target):
+        msg = (
+            f"{fn}: target must have the same shape as input {shape_of(input)}, "
+            f"got {shape_of(target)}"
+        )
+        raise ValueError(msg)
+
+
+def number(fn: str, name: str, value: object) -> float:
+    """``value`` as a Python float; ``TypeError`` for anything that is not a real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            return float(value)  # NumPy scalars and 0-d arrays of the host
+        except (TypeError, ValueError):
+            msg = f"{fn}: {name} must be a real number, got {type(value).__name__}"
+            raise TypeError(msg) from None
+    return float(value)
+
+
+def check_in_unit_interval(fn: str, name: str, x: Array, xp: ModuleType) -> None:
+    """Raise ``ValueError`` when concrete ``x`` has values outside [0, 1] (NaN included)."""
+    if size(x) == 0 or not is_concrete(x):
+        return
+    if bool(xp.any(xp.isnan(x))):
+        found = "NaN"
+    else:
+        low, high = float(xp.min(x)), float(xp.max(x))
+        if 0 <= low and high <= 1:
+            return
+        found = f"{low:g}" if low < 0 else f"{high:g}"
+    msg = f"{fn}: {name} must contain probabilities in [0, 1], got {found}"
+    if name == "input":
+        msg += " (for logits, use binary_cross_entropy_with_logits)"
+    raise ValueError(msg)
+
+
+def normalize_axis(fn: str, dim: object, ndim: int) -> int:
+    """``dim`` as a non-negative axis of an ``ndim``-dimensional array."""
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        msg = f"{fn}: dim must be an int, got {type(dim).__name__}"
+        raise TypeError(msg)
+    n = max(ndim, 1)  # a 0-d array behaves as one of shape (1,), as in PyTorch
+    if not -n <= dim < n:
+        msg = (
+            f"{fn}: dim={dim} is out of range for input with {ndim} dimensions "
+            f"(valid: {-n}..{n - 1})"
+        )
+        raise ValueError(msg)
+    return dim % n
+
+
+def class_axis(fn: str, input: Array, dim: object) -> int:
+    """The non-negative class axis of ``input`` for a ``dim`` keyword.
+
+    ``dim`` defaults to 1, PyTorch's class dimension; an unbatched ``(C,)`` input has its
+    classes along its only axis, so there 1 means 0.
+    """
+    if input.ndim == 0:
+        msg = f"{fn}: input must have a class dimension, got a 0-d array"
+        raise ValueError(msg)
+    if input.ndim == 1 and dim == 1 and not isinstance(dim, bool):
+        dim = 0
+    return normalize_axis(fn, dim, input.ndim)
+
+
+class ClassTarget(NamedTuple):
+    """Class-index targets, checked and made safe to gather with."""
+
+    num_classes: int
+    index: Array  # the targets, ignored positions replaced by class 0
+    valid: Array  # False where the target equals ignore_index
+
+
+def class_index_target(
+    fn: str, input: Array, target: Array, *, axis: int, ignore_index: object, xp: ModuleType
+) -> ClassTarget:
+    """Validate integer class indices for ``input`` with classes along ``axis``."""
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        msg = f"{fn}: ignore_index must be an int, got {type(ignore_index).__name__}"
+        raise TypeError(msg)
+    num_classes = int(input.shape[axis])
+    expected = shape_of(input)[:axis] + shape_of(input)[axis + 1 :]
+    if input.ndim == 1 and shape_of(target) == (1,):
+        target = xp.reshape(target, ())
+    if shape_of(target) != expected:
+        msg = (
+            f"{fn}: target has shape {shape_of(target)}, but class-index targets for input "
+            f"of shape {shape_of(input)} (classes along dim {axis}) must have shape {expected}"
+        )
+        raise ValueError(msg)
+    if not xp.isdtype(target.dtype, "integral"):
+        msg = f"{fn}: class-index target must have an integer dtype, got {target.dtype}"
+        raise TypeError(msg)
+    if num_classes == 0:
+        msg = f"{fn}: input has no classes (its dim {axis} has size 0)"
+        raise ValueError(msg)
+    valid = target != ignore_index
+    index = xp.where(valid, target, xp.zeros_like(target))
+    if size(target) and is_concrete(target):
+        low, high = int(xp.min(index)), int(xp.max(index))
+        if low < 0 or high >= num_classes:
+            bad = low if low < 0 else high
+            msg = (
+                f"{fn}: target contains class index {bad}, but input has {num_classes} "
+                f"classes (valid: 0..{num_classes - 1}, or ignore_index={ignore_index})"
+            )
+            raise TargetIndexError(msg)
+    return ClassTarget(num_classes, index, valid)
+
+
+def check_class_weight(
+    fn: str, weight: object, num_classes: int, xp: ModuleType, *, dtype: Any, like: Array
+) -> Array | None:
+    """``weight`` as a ``(C,)`` array of ``dtype`` next to ``like``, or ``None``."""
+    if weight is None:
+        return None
+    w = as_option_array(weight, xp, dtype=dtype, like=like)
+    if shape_of(w) != (num_classes,):
+        msg = (
+            f"{fn}: weight must have one value per class, shape ({num_classes},), "
+            f"got shape {shape_of(w)}"
+        )
+        raise ValueError(msg)
+    return w
+
+
+def unit_number(fn: str, name: str, value: object) -> float:
+    """``value`` as a float in [0, 1]; ``ValueError`` otherwise (NaN included).
+
+    PyTorch silently treats a negative ``label_smoothing`` as 0; losskit refuses it.
+    """
+    v = number(fn, name, value)
+    if not 0.0 <= v <= 1.0:
+        msg = f"{fn}: {name} must be in [0, 1], got {v:g}"
+        raise ValueError(msg)
+    return v
+
+
+def check_broadcasts_to(fn: str, name: str, option: Array, target: Array) -> None:
+    """Raise ``ValueError`` unless ``option`` broadcasts to ``target``'s shape without growing it.
+
+    Shapes align from the last dimension, as in NumPy: a ``(C,)`` weight applies per class to
+    an ``(N, C)`` target, while an ``(N, C, H, W)`` target needs ``(C, 1, 1)``.
+    """
+    small, big = shape_of(option), shape_of(target)
+    fits = len(small) <= len(big) and all(
+        s in (1, b) for s, b in zip(reversed(small), reversed(big))
+    )
+    if not fits:
+        msg = (
+            f"{fn}: {name} of shape {small} must broadcast to the target's shape {big} "
+            "(shapes align from the last dimension)"
+        )
+        raise ValueError(msg)
+
+
+def paired_floats(
+    fn: str, input: Array, target: Array, xp: ModuleType
+) -> tuple[Array, Array, Any]:
+    """Check an (input, target) pair of an element-wise loss and bring both to one dtype.
+
+    ``input`` must be floating point and ``target`` exactly its shape. An integer or boolean
+    target (0/1 labels) takes the input's dtype; two floating dtypes promote. Returns
+    ``(input, target, out_dtype)`` converted to the dtype the arithmetic runs in (float32 for
+    float16/bfloat16 results, which are rounded back to ``out_dtype`` at the end).
+    """
+    check_floating(fn, "input", input, xp)
+    check_same_shape(fn, input, target)
+    if xp.isdtype(target.dtype, "real floating"):
+        out_dtype = xp.result_type(input, target)
+    elif xp.isdtype(target.dtype, ("integral", "bool")):
+        out_dtype = input.dtype
+    else:
+        msg = f"{fn}: target must have a real dtype, got {target.dtype}"
+        raise TypeError(msg)
+    dtype = compute_dtype(xp, out_dtype)
+    return xp.astype(input, dtype, copy=False), xp.astype(target, dtype, copy=False), out_dtype
+
+
+def broadcast_option(
+    fn: str, name: str, value: object, target: Array, xp: ModuleType
+) -> Array | None:
+    """An optional array or number that must broadcast to ``target``, as ``target``'s dtype."""
+    if value is None:
+        return None
+    option = as_option_array(value, xp, dtype=target.dtype, like=target)
+    check_broadcasts_to(fn, name, option, target)
+    return option

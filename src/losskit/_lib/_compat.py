@@ -1,0 +1,105 @@
+"""The one place that talks to array-api-compat.
+
+Every public function finds the namespace of its arrays here, once, and passes it down as
+``xp``. Nothing in this module knows about losses.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import array_api_compat as _aac
+
+Array = Any
+"""Any array object of a library that speaks the array API (NumPy, PyTorch, JAX, ...)."""
+
+__all__ = [
+    "Array",
+    "as_option_array",
+    "device",
+    "is_concrete",
+    "is_numpy",
+    "is_torch",
+    "namespace",
+    "size",
+]
+
+
+def _describe(obj: object) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def namespace(fn: str, **arrays: object) -> ModuleType:
+    """The array namespace shared by the named arrays (``None`` entries are skipped).
+
+    Raises a ``TypeError`` naming the offending argument when one is not an array, or when
+    the arrays come from different libraries.
+    """
+    found: dict[str, object] = {}
+    for name, value in arrays.items():
+        if value is None:
+            continue
+        if not _aac.is_array_api_obj(value):
+            msg = (
+                f"{fn}: {name} must be an array (NumPy, PyTorch, JAX or another array-API "
+                f"library), got {_describe(value)}"
+            )
+            raise TypeError(msg)
+        found[name] = value
+    try:
+        return _aac.array_namespace(*found.values())
+    except TypeError:
+        kinds = ", ".join(f"{name} is {_describe(v)}" for name, v in found.items())
+        msg = f"{fn}: all arrays must come from the same library, but {kinds}"
+        raise TypeError(msg) from None
+
+
+def device(x: Array) -> Any:
+    """The device ``x`` lives on."""
+    return _aac.device(x)
+
+
+def size(x: Array) -> int:
+    """Number of elements of ``x`` (shapes are always known for the backends we test)."""
+    n = 1
+    for d in x.shape:
+        n *= int(d)
+    return n
+
+
+def is_numpy(x: Array) -> bool:
+    """True for a plain ``numpy.ndarray`` (the blocked NumPy kernels apply)."""
+    return _aac.is_numpy_array(x)
+
+
+def is_torch(x: Array) -> bool:
+    """True for a ``torch.Tensor``."""
+    return _aac.is_torch_array(x)
+
+
+def is_concrete(x: Array) -> bool:
+    """True when the values of ``x`` can be read now without tracing or syncing a graph.
+
+    JAX arrays inside ``jax.jit``, ``jax.grad`` or ``jax.vmap`` are tracers: data-dependent
+    validation is skipped for them. Concrete JAX arrays, NumPy arrays and eager PyTorch tensors
+    are checked.
+    """
+    if _aac.is_jax_array(x):
+        return not isinstance(x, sys.modules["jax"].core.Tracer)
+    return not _aac.is_lazy_array(x)
+
+
+def as_option_array(value: object, xp: ModuleType, *, dtype: Any, like: Array) -> Array:
+    """Turn an option such as a class weight (array or Python number) into an array of ``xp``.
+
+    The result has ``dtype`` and lives on the device of ``like``. Arrays of another library
+    (a NumPy weight for a PyTorch input, say) are converted.
+    """
+    if _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:
+        import numpy as np
+
+        value = np.asarray(value)  # an array of another library travels through host memory
+    return xp.asarray(value, dtype=dtype, device=device(like))

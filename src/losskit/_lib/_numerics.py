@@ -1,0 +1,200 @@
+"""Numerically stable building blocks, written once against the array API.
+
+Every function takes the namespace ``xp`` as a keyword; none validates its input (the public
+functions do that). NumPy inputs to :func:`softmax_stats` take a blocked, threaded kernel that
+never allocates an ``N x C`` temporary; every other library runs the same formulas on whole
+arrays, so autograd and tracing see ordinary array operations.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+
+from ._blocked import for_each_block
+from ._compat import Array, device, is_numpy
+
+__all__ = [
+    "SoftmaxStats",
+    "compute_dtype",
+    "log_sigmoid",
+    "log_softmax",
+    "logsumexp",
+    "quiet_floating_point",
+    "softmax",
+    "softmax_stats",
+    "take_class",
+    "xlogy",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def quiet_floating_point(fn: F) -> F:
+    """Run ``fn`` with NumPy's floating-point warnings off.
+
+    Losses produce ``inf`` and ``nan`` exactly where PyTorch does (``log 0``, ``0 * inf``,
+    an empty mean); those are results, not accidents, so NumPy must not warn about them.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def compute_dtype(xp: ModuleType, dtype: Any) -> Any:
+    """The dtype arithmetic runs in: float32 for float16/bfloat16, else ``dtype`` itself."""
+    if dtype == xp.float64 or dtype == xp.float32:
+        return dtype
+    return xp.float32
+
+
+def xlogy(x: Array, y: Array, *, xp: ModuleType) -> Array:
+    """``x * log(y)`` with ``0 * log(0) = 0`` (and NaN kept when ``y`` is NaN).
+
+    The logarithm reads 1 wherever ``x == 0``, so neither the value nor an autograd gradient
+    meets ``0 * inf``.
+    """
+    spare = (x == 0) & ~xp.isnan(y)
+    return x * xp.log(xp.where(spare, xp.ones_like(y), y))
+
+
+def log_sigmoid(x: Array, *, xp: ModuleType) -> Array:
+    """``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``, exact for large ``|x|``."""
+    return xp.minimum(x, xp.zeros_like(x)) - xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def logsumexp(x: Array, *, axis: int, keepdims: bool = False, xp: ModuleType) -> Array:
+    """``log(sum(exp(x)))`` along ``axis``, shifted by the maximum.
+
+    As ``torch.logsumexp``: an infinite maximum is not subtracted, so ``+inf`` entries give
+    ``+inf`` and an all ``-inf`` slice gives ``-inf``; an empty slice gives ``-inf``.
+    """
+    if x.shape[axis] == 0:
+        shape = tuple(1 if a == axis % x.ndim else n for a, n in enumerate(x.shape))
+        out = xp.full(shape, -xp.inf, dtype=x.dtype, device=device(x))
+        return out if keepdims else xp.squeeze(out, axis=axis)
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isinf(m), xp.zeros_like(m), m)
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def log_softmax(x: Array, *, axis: int, xp: ModuleType) -> Array:
+    """``x - logsumexp(x)`` computed as ``(x - max) - log(sum(exp(x - max)))``.
+
+    As ``torch.log_softmax``, a ``+inf`` or NaN anywhere in a slice, or a slice of only
+    ``-inf``, makes the whole slice NaN.
+    """
+    t = x - xp.max(x, axis=axis, keepdims=True)
+    return t - xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
+
+
+def softmax(x: Array, *, axis: int, xp: ModuleType) -> Array:
+    """``exp(x - max) / sum(exp(x - max))``, with the NaN rules of :func:`log_softmax`."""
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+class SoftmaxStats(NamedTuple):
+    """Per-position statistics of ``x`` along its class axis, relative to the row maximum ``m``.
+
+    Attributes
+    ----------
+    log_norm
+        ``log(sum_c exp(x_c - m))``, so ``log softmax(x)_c = (x_c - m) - log_norm``.
+    picked
+        ``x_y - m`` at the requested class index ``y`` (``None`` when no index was given).
+    dot
+        ``sum_c coef_c * (x_c - m)`` for the requested per-class coefficients (``None``
+        when none were given).
+    """
+
+    log_norm: Array
+    picked: Array | None
+    dot: Array | None
+
+
+def softmax_stats(
+    x: Array,
+    *,
+    axis: int,
+    xp: ModuleType,
+    index: Array | None = None,
+    coef: Array | None = None,
+) -> SoftmaxStats:
+    """Compute :class:`SoftmaxStats` of ``x`` along ``axis``.
+
+    Parameters
+    ----------
+    x
+        Logits in a floating dtype (float32 or float64).
+    axis
+        The class axis (non-negative).
+    index
+        Integer class indices shaped like ``x`` without the class axis, all within range.
+    coef
+        Per-class coefficients, shape ``(C,)``.
+
+    Everything returned is shaped like ``x`` without the class axis. Working relative to the
+    maximum keeps every term finite for finite logits, and ``(x_y - m) - log_norm`` keeps full
+    precision even when ``x`` is huge (``[1e38, 1e38, 0]``).
+    """
+    if is_numpy(x):
+        return _softmax_stats_numpy(x, axis=axis, index=index, coef=coef)
+    t = x - xp.max(x, axis=axis, keepdims=True)
+    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis))
+    picked = None
+    if index is not None:
+        gathered = xp.take_along_axis(t, xp.expand_dims(index, axis=axis), axis=axis)
+        picked = xp.squeeze(gathered, axis=axis)
+    dot = None
+    if coef is not None:
+        shape = [1] * x.ndim
+        shape[axis] = x.shape[axis]
+        dot = xp.sum(t * xp.reshape(coef, tuple(shape)), axis=axis)
+    return SoftmaxStats(log_norm, picked, dot)
+
+
+def _softmax_stats_numpy(
+    x: np.ndarray, *, axis: int, index: np.ndarray | None, coef: np.ndarray | None
+) -> SoftmaxStats:
+    rows_view = np.moveaxis(x, axis, -1)
+    out_shape = rows_view.shape[:-1]
+    num_classes = rows_view.shape[-1]
+    rows = rows_view.reshape(-1, num_classes)  # a view for channel-last data, else one copy
+    n = rows.shape[0]
+    log_norm = np.empty(n, dtype=x.dtype)
+    picked = None if index is None else np.empty(n, dtype=x.dtype)
+    dot = None if coef is None else np.empty(n, dtype=x.dtype)
+    flat_index = None if index is None else index.reshape(-1)
+
+    def kernel(start: int, stop: int, scratch: np.ndarray) -> None:
+        block = rows[start:stop]
+        t = scratch[: stop - start]
+        np.subtract(block, block.max(axis=1, keepdims=True), out=t)
+        if picked is not None:
+            picked[start:stop] = t[np.arange(stop - start), flat_index[start:stop]]
+        if dot is not None:
+            np.matmul(t, coef, out=dot[start:stop])
+        np.exp(t, out=t)
+        np.log(t.sum(axis=1), out=log_norm[start:stop])
+
+    for_each_block(n, num_classes, kernel, scratch_dtype=x.dtype)
+    return SoftmaxStats(
+        log_norm.reshape(out_shape),
+        None if picked is None else picked.reshape(out_shape),
+        None if dot is None else dot.reshape(out_shape),
+    )
+
+
+def take_class(values: Array, index: Array, *, xp: ModuleType) -> Array:
+    """``values[index]`` for a per-class vector ``values`` and integer ``index`` of any shape."""
+    return xp.reshape(xp.take(values, xp.reshape(index, (-1,)), axis=0), index.shape)

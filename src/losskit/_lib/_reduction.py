@@ -1,0 +1,104 @@
+"""The single reduction rule every loss goes through.
+
+A loss first computes its unreduced values ``L`` (one per position). Then:
+
+* ``"none"`` returns ``L``;
+* ``"sum"`` returns ``sum(L)``;
+* ``"mean"`` returns ``sum(L) / D`` where ``D`` is the loss's *denominator*: the number of
+  elements unless the loss says otherwise (the summed class weights of the non-ignored
+  positions for ``cross_entropy``, the summed element weights for a weighted ``l1_loss``, ...).
+  ``0 / 0`` is NaN, as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from types import ModuleType
+
+from ._compat import Array, size
+
+__all__ = ["REDUCTIONS", "apply_reduction", "reduce_class_positions", "resolve_reduction"]
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def _legacy(size_average: object, reduce: object) -> str:
+    # torch/nn/_reduction.py: a missing value counts as True; reduce=False wins.
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
+
+
+def resolve_reduction(
+    fn: str,
+    reduction: object,
+    *,
+    size_average: object = None,
+    reduce: object = None,
+    allowed: tuple[str, ...] = REDUCTIONS,
+) -> str:
+    """Validate ``reduction`` and fold the legacy ``size_average`` / ``reduce`` into it.
+
+    When either legacy argument is given it overrides ``reduction``, exactly as in PyTorch,
+    and a ``DeprecationWarning`` names the equivalent ``reduction``. ``"elementwise_mean"``
+    is accepted, with a warning, as the old spelling of ``"mean"``.
+    """
+    if size_average is not None or reduce is not None:
+        legacy = _legacy(size_average, reduce)
+        warnings.warn(
+            f"{fn}: size_average and reduce are deprecated; use reduction={legacy!r} instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return legacy
+    if reduction == "elementwise_mean":
+        warnings.warn(
+            f"{fn}: reduction='elementwise_mean' is deprecated; use reduction='mean' instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return "mean"
+    if not isinstance(reduction, str) or reduction not in allowed:
+        choices = ", ".join(repr(r) for r in allowed)
+        msg = f"{fn}: reduction must be one of {choices}, got {reduction!r}"
+        raise ValueError(msg)
+    return reduction
+
+
+def apply_reduction(
+    loss: Array, reduction: str, *, xp: ModuleType, denominator: Array | float | None = None
+) -> Array:
+    """Apply ``reduction`` to the unreduced ``loss`` (see the module docstring)."""
+    if reduction == "none":
+        return loss
+    total = xp.sum(loss)
+    if reduction == "sum":
+        return total
+    return total / (size(loss) if denominator is None else denominator)
+
+
+def reduce_class_positions(
+    loss: Array,
+    reduction: str,
+    *,
+    valid: Array,
+    target_weight: Array | None,
+    xp: ModuleType,
+) -> Array:
+    """Reduce a class-index loss whose positions may be ignored or weighted.
+
+    ``loss`` must already include the class weight of each position's target,
+    ``target_weight`` (``w[y_i]``, or ``None`` for unweighted). Ignored positions become exactly
+    0, and ``"mean"`` divides by ``sum_i valid_i * w[y_i]``: the weighted mean of PyTorch's
+    ``cross_entropy`` and ``nll_loss``, which is the number of non-ignored positions when
+    there are no weights (so an all-ignored batch gives NaN).
+    """
+    zeros = xp.zeros_like(loss)
+    loss = xp.where(valid, loss, zeros)
+    denominator = None
+    if reduction == "mean":
+        counted = xp.ones_like(loss) if target_weight is None else target_weight
+        denominator = xp.sum(xp.where(valid, counted, zeros))
+    return apply_reduction(loss, reduction, xp=xp, denominator=denominator)
