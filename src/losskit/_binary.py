@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._lib._checks import broadcast_option, check_in_unit_interval, paired_floats, unit_number
 from ._lib._compat import Array, namespace
-from ._lib._numerics import log_sigmoid, quiet_floating_point
+from ._lib._numerics import binary_logit_loss, quiet_floating_point
 from ._lib._reduction import apply_reduction, resolve_reduction
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
@@ -125,9 +125,12 @@ def binary_cross_entropy_with_logits(
 
     Notes
     -----
-    :math:`\log\sigma(x) = \min(x, 0) - \operatorname{log1p}(e^{-|x|})` never overflows, so
-    logits of :math:`\pm 10^4` give exact losses. This is PyTorch's formula, with its values
-    at infinite logits (NaN for ``-inf``, and for ``+inf`` with target 1).
+    Evaluated per sign of :math:`x` as sums of non-negative terms, e.g.
+    :math:`(1 - y')\,x + l_w \operatorname{log1p}(e^{-x})` for :math:`x \ge 0`: nothing
+    overflows, logits of :math:`\pm 10^4` give exact losses, and small losses keep their
+    relative precision (PyTorch's :math:`(1 - y)x - l_w\log\sigma(x)` cancels for a
+    confident correct prediction). Infinite logits give PyTorch's values (NaN for ``-inf``,
+    and for ``+inf`` with target 1).
 
     References
     ----------
@@ -147,12 +150,8 @@ def binary_cross_entropy_with_logits(
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     if smoothing > 0:
         y = (1 - smoothing) * y + smoothing / 2
-    log_sig = log_sigmoid(x, xp=xp)
     pw = broadcast_option(fn, "pos_weight", pos_weight, y, xp)
-    if pw is None:
-        loss = (1 - y) * x - log_sig
-    else:
-        loss = (1 - y) * x - (1 + (pw - 1) * y) * log_sig
+    loss = binary_logit_loss(x, y, pos_weight=pw, xp=xp)
     w = broadcast_option(fn, "weight", weight, y, xp)
     if w is not None:
         loss = w * loss

@@ -14,8 +14,14 @@ from ._lib._checks import (
     number,
     paired_floats,
 )
-from ._lib._compat import Array, device, is_concrete, namespace
-from ._lib._numerics import compute_dtype, log_sigmoid, quiet_floating_point, take_class
+from ._lib._compat import Array, concrete_float, device, namespace
+from ._lib._numerics import (
+    binary_logit_loss,
+    compute_dtype,
+    log_sigmoid,
+    quiet_floating_point,
+    take_class,
+)
 from ._lib._reduction import apply_reduction, reduce_class_positions, resolve_reduction
 
 __all__ = ["focal_loss", "sigmoid_focal_loss"]
@@ -97,9 +103,9 @@ def sigmoid_focal_loss(
     g = _check_gamma(fn, gamma)
     x, y, out_dtype = paired_floats(fn, inputs, targets, xp)
     check_in_unit_interval(fn, "targets", y, xp)
-    log_p, log_1mp = log_sigmoid(x, xp=xp), log_sigmoid(-x, xp=xp)
-    loss = (1 - y) * x - log_p  # binary_cross_entropy_with_logits, unreduced
+    loss = binary_logit_loss(x, y, xp=xp)
     if g != 0:
+        log_p, log_1mp = log_sigmoid(x, xp=xp), log_sigmoid(-x, xp=xp)
         log_1m_pt = xp.logaddexp(log_p + xp.log1p(-y), log_1mp + xp.log(y))
         loss = loss * xp.exp(g * log_1m_pt)
     if a >= 0:
@@ -182,8 +188,9 @@ def focal_loss(
     if alpha is not None and not hasattr(alpha, "shape") and not isinstance(alpha, (list, tuple)):
         alpha = [number(fn, "alpha", alpha)] * num_classes  # a scalar: the same for every class
     w = check_class_weight(fn, alpha, num_classes, xp, dtype=x.dtype, like=x)
-    if w is not None and is_concrete(w) and not bool(xp.all(w >= 0)):
-        msg = f"{fn}: alpha must be >= 0 for every class, got a minimum of {float(xp.min(w)):g}"
+    lowest = None if w is None else concrete_float(xp.min(w))
+    if lowest is not None and not lowest >= 0:
+        msg = f"{fn}: alpha must be >= 0 for every class, got a minimum of {lowest:g}"
         raise ValueError(msg)
     t = x - xp.max(x, axis=axis, keepdims=True)
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis))

@@ -7,7 +7,7 @@ from types import ModuleType
 
 from ._lib._checks import number, paired_floats, shape_of
 from ._lib._compat import Array, as_option_array, namespace
-from ._lib._numerics import quiet_floating_point
+from ._lib._numerics import abs_sign0, quiet_floating_point
 from ._lib._reduction import apply_reduction, resolve_reduction
 
 __all__ = ["huber_loss", "l1_loss", "mse_loss", "smooth_l1_loss"]
@@ -89,7 +89,7 @@ def l1_loss(
     reduction = resolve_reduction(fn, reduction, size_average=size_average, reduce=reduce)
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     w = _element_weight(fn, weight, x, xp)
-    return _reduce_weighted(xp.abs(x - y), w, reduction, out_dtype, xp)
+    return _reduce_weighted(abs_sign0(x - y, xp=xp), w, reduction, out_dtype, xp)
 
 
 @quiet_floating_point
@@ -210,7 +210,7 @@ def smooth_l1_loss(
         msg = f"{fn}: beta must be >= 0, got {b:g}"
         raise ValueError(msg)
     x, y, out_dtype = paired_floats(fn, input, target, xp)
-    a = xp.abs(x - y)
+    a = abs_sign0(x - y, xp=xp)
     if b == 0:
         loss = a  # the quadratic piece has zero width; avoid 0 / 0 in its gradient
     else:

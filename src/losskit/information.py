@@ -82,7 +82,7 @@ def self_information(p: Array, *, base: float | None = None) -> Array:
     xp = namespace(fn, p=p)
     log_b = _log_base(fn, base)
     (q,), _, out_dtype = _distributions(fn, xp, -1, p=p)
-    return xp.astype(-xp.log(q) / log_b, out_dtype, copy=False)
+    return xp.astype((0.0 - xp.log(q)) / log_b, out_dtype, copy=False)  # 0, not -0, at p = 1
 
 
 @quiet_floating_point

@@ -11,7 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ._compat import Array, as_option_array, is_concrete, size
+from ._compat import Array, as_option_array, concrete_float, size
 from ._numerics import compute_dtype
 
 __all__ = [
@@ -80,15 +80,18 @@ def number(fn: str, name: str, value: object) -> float:
 
 def check_in_unit_interval(fn: str, name: str, x: Array, xp: ModuleType) -> None:
     """Raise ``ValueError`` when concrete ``x`` has values outside [0, 1] (NaN included)."""
-    if size(x) == 0 or not is_concrete(x):
+    if size(x) == 0:
         return
-    if bool(xp.any(xp.isnan(x))):
+    has_nan = concrete_float(xp.any(xp.isnan(x)))
+    low, high = concrete_float(xp.min(x)), concrete_float(xp.max(x))
+    if has_nan is None or low is None or high is None:
+        return
+    if has_nan:
         found = "NaN"
-    else:
-        low, high = float(xp.min(x)), float(xp.max(x))
-        if 0 <= low and high <= 1:
-            return
+    elif low < 0 or high > 1:
         found = f"{low:g}" if low < 0 else f"{high:g}"
+    else:
+        return
     msg = f"{fn}: {name} must contain probabilities in [0, 1], got {found}"
     if name == "input":
         msg += " (for logits, use binary_cross_entropy_with_logits)"
@@ -157,10 +160,10 @@ def class_index_target(
         raise ValueError(msg)
     valid = target != ignore_index
     index = xp.where(valid, target, xp.zeros_like(target))
-    if size(target) and is_concrete(target):
-        low, high = int(xp.min(index)), int(xp.max(index))
-        if low < 0 or high >= num_classes:
-            bad = low if low < 0 else high
+    if size(target):
+        low, high = concrete_float(xp.min(index)), concrete_float(xp.max(index))
+        if low is not None and high is not None and (low < 0 or high >= num_classes):
+            bad = int(low) if low < 0 else int(high)
             msg = (
                 f"{fn}: target contains class index {bad}, but input has {num_classes} "
                 f"classes (valid: 0..{num_classes - 1}, or ignore_index={ignore_index})"

@@ -18,6 +18,7 @@ Array = Any
 __all__ = [
     "Array",
     "as_option_array",
+    "concrete_float",
     "device",
     "is_concrete",
     "is_numpy",
@@ -89,7 +90,21 @@ def is_concrete(x: Array) -> bool:
     """
     if _aac.is_jax_array(x):
         return not isinstance(x, sys.modules["jax"].core.Tracer)
+    if _aac.is_torch_array(x):
+        return x.device.type != "meta"
     return not _aac.is_lazy_array(x)
+
+
+def concrete_float(x: Array) -> float | None:
+    """The value of a 0-d array as a Python float, or ``None`` when it is traced.
+
+    Validation computes a small summary (a minimum, an ``any``) with ordinary array operations
+    and reads it only if it is concrete: inside ``jax.jit`` even operations on constant arrays
+    are traced, so the summary, not its input, decides.
+    """
+    if not is_concrete(x):
+        return None
+    return float(x.detach() if _aac.is_torch_array(x) else x)
 
 
 def as_option_array(value: object, xp: ModuleType, *, dtype: Any, like: Array) -> Array:
