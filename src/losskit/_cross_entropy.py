@@ -119,7 +119,7 @@ def cross_entropy(
         )
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
     classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
-    w = check_class_weight(fn, weight, classes.num_classes, xp, dtype=x.dtype, like=x)
+    w = check_class_weight(fn, "weight", weight, classes.num_classes, xp, dtype=x.dtype, like=x)
     coef = None
     if smoothing > 0:
         coef = xp.ones(classes.num_classes, dtype=x.dtype, device=device(x)) if w is None else w
@@ -170,7 +170,7 @@ def _probability_target_cross_entropy(
     num_classes = int(x.shape[axis])
     if smoothing > 0:
         q = (1 - smoothing) * q + smoothing / num_classes
-    w = check_class_weight(fn, weight, num_classes, xp, dtype=dtype, like=x)
+    w = check_class_weight(fn, "weight", weight, num_classes, xp, dtype=dtype, like=x)
     if w is not None:
         shape = [1] * x.ndim
         shape[axis] = num_classes
@@ -240,10 +240,16 @@ def nll_loss(
     xp = namespace(fn, input=input, target=target)
     reduction = resolve_reduction(fn, reduction, size_average=size_average, reduce=reduce)
     check_floating(fn, "input", input, xp)
+    if xp.isdtype(target.dtype, "real floating"):
+        msg = (
+            f"{fn}: target must hold class indices (an integer dtype), got {target.dtype}; "
+            "for class probabilities use cross_entropy"
+        )
+        raise TypeError(msg)
     axis = class_axis(fn, input, dim)
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
     classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
-    w = check_class_weight(fn, weight, classes.num_classes, xp, dtype=x.dtype, like=x)
+    w = check_class_weight(fn, "weight", weight, classes.num_classes, xp, dtype=x.dtype, like=x)
     picked = xp.take_along_axis(x, xp.expand_dims(classes.index, axis=axis), axis=axis)
     loss = -xp.squeeze(picked, axis=axis)
     target_weight = None if w is None else take_class(w, classes.index, xp=xp)

@@ -187,7 +187,7 @@ def focal_loss(
     num_classes = classes.num_classes
     if alpha is not None and not hasattr(alpha, "shape") and not isinstance(alpha, (list, tuple)):
         alpha = [number(fn, "alpha", alpha)] * num_classes  # a scalar: the same for every class
-    w = check_class_weight(fn, alpha, num_classes, xp, dtype=x.dtype, like=x)
+    w = check_class_weight(fn, "alpha", alpha, num_classes, xp, dtype=x.dtype, like=x)
     lowest = None if w is None else concrete_float(xp.min(w))
     if lowest is not None and not lowest >= 0:
         msg = f"{fn}: alpha must be >= 0 for every class, got a minimum of {lowest:g}"

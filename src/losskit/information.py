@@ -66,6 +66,10 @@ def self_information(p: Array, *, base: float | None = None) -> Array:
     array, shape of ``p``
         ``inf`` where ``p = 0``: the less likely an event, the more it informs.
 
+    Notes
+    -----
+    Computed as ``(0 - log p) / log b``, so a certain event carries ``0``, not ``-0``.
+
     References
     ----------
     C. E. Shannon, "A mathematical theory of communication", Bell System Technical Journal,
@@ -106,6 +110,11 @@ def entropy(p: Array, *, dim: int = -1, base: float | None = None) -> Array:
     -------
     array
         ``p``'s shape without ``dim``.
+
+    Notes
+    -----
+    Terms with :math:`p_c = 0` are exactly 0 (:math:`\operatorname{xlogy}`), in the value and
+    in autograd gradients, so distributions with impossible outcomes need no epsilon.
 
     References
     ----------
@@ -150,6 +159,12 @@ def cross_entropy_of(p: Array, q: Array, *, dim: int = -1, base: float | None = 
     -------
     array
         The broadcast shape without ``dim``; ``inf`` where ``q_c = 0 < p_c``.
+
+    Notes
+    -----
+    Terms with :math:`p_c = 0` are exactly 0 even where :math:`q_c = 0`
+    (:math:`\operatorname{xlogy}`); a class the model rules out but the truth allows costs
+    ``inf``.
 
     References
     ----------

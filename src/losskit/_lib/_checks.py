@@ -68,14 +68,17 @@ def check_same_shape(fn: str, input: Array, target: Array) -> None:
 
 
 def number(fn: str, name: str, value: object) -> float:
-    """``value`` as a Python float; ``TypeError`` for anything that is not a real number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """``value`` as a Python float; ``TypeError`` for anything that is not a real number.
+
+    Python and NumPy numbers and 0-d host arrays are accepted; strings and booleans are not.
+    """
+    if not isinstance(value, (str, bytes, bool)):
         try:
-            return float(value)  # NumPy scalars and 0-d arrays of the host
+            return float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            msg = f"{fn}: {name} must be a real number, got {type(value).__name__}"
-            raise TypeError(msg) from None
-    return float(value)
+            pass
+    msg = f"{fn}: {name} must be a real number, got {type(value).__name__}"
+    raise TypeError(msg)
 
 
 def check_in_unit_interval(fn: str, name: str, x: Array, xp: ModuleType) -> None:
@@ -173,15 +176,22 @@ def class_index_target(
 
 
 def check_class_weight(
-    fn: str, weight: object, num_classes: int, xp: ModuleType, *, dtype: Any, like: Array
+    fn: str,
+    name: str,
+    weight: object,
+    num_classes: int,
+    xp: ModuleType,
+    *,
+    dtype: Any,
+    like: Array,
 ) -> Array | None:
-    """``weight`` as a ``(C,)`` array of ``dtype`` next to ``like``, or ``None``."""
+    """A per-class option (``weight``, focal ``alpha``) as a ``(C,)`` array, or ``None``."""
     if weight is None:
         return None
     w = as_option_array(weight, xp, dtype=dtype, like=like)
     if shape_of(w) != (num_classes,):
         msg = (
-            f"{fn}: weight must have one value per class, shape ({num_classes},), "
+            f"{fn}: {name} must have one value per class, shape ({num_classes},), "
             f"got shape {shape_of(w)}"
         )
         raise ValueError(msg)

@@ -140,12 +140,16 @@ def log_softmax(x: Array, *, axis: int, xp: ModuleType) -> Array:
     As ``torch.log_softmax``, a ``+inf`` or NaN anywhere in a slice, or a slice of only
     ``-inf``, makes the whole slice NaN.
     """
+    if x.shape[axis] == 0:
+        return x
     t = x - xp.max(x, axis=axis, keepdims=True)
     return t - xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
 
 
 def softmax(x: Array, *, axis: int, xp: ModuleType) -> Array:
     """``exp(x - max) / sum(exp(x - max))``, with the NaN rules of :func:`log_softmax`."""
+    if x.shape[axis] == 0:
+        return x
     e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 

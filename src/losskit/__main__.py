@@ -1,0 +1,5 @@
+"""``python -m losskit``: the tour of the tutorials' worked examples."""
+
+from ._tour import tour
+
+tour()

@@ -1,0 +1,49 @@
+"""The array-API bridge: namespace errors and concreteness."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+import losskit as lk
+from losskit._lib._compat import is_concrete, namespace
+
+
+def test_not_an_array_is_named() -> None:
+    with pytest.raises(TypeError, match="f: target must be an array .* got builtins.list"):
+        namespace("f", input=np.zeros(2), target=[1, 2])
+
+
+def test_mixed_libraries_are_named() -> None:
+    with pytest.raises(TypeError, match="input is torch.Tensor, target is numpy.ndarray"):
+        namespace("f", input=torch.zeros(2), target=np.zeros(2))
+
+
+def test_option_arrays_of_another_library_are_converted() -> None:
+    x, t = torch.randn(3, 4, dtype=torch.float64), torch.tensor([0, 1, 3])
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    assert torch.equal(lk.cross_entropy(x, t, weight=w), lk.cross_entropy(x, t, weight=torch.from_numpy(w)))
+
+
+def test_tracers_are_not_concrete() -> None:
+    seen = []
+
+    def f(a: jax.Array) -> jax.Array:
+        seen.append(is_concrete(a))
+        return a.sum()
+
+    f(jnp.ones(2))
+    jax.jit(f)(jnp.ones(2))
+    jax.grad(f)(jnp.ones(2))
+    assert seen == [True, False, False]
+    assert is_concrete(np.ones(2)) and is_concrete(torch.ones(2)) and not is_concrete(torch.ones(2, device="meta"))
+
+
+def test_out_of_range_targets_are_caught_eagerly_but_not_under_jit() -> None:
+    x, t = jnp.zeros((2, 3)), jnp.asarray([0, 5])
+    with pytest.raises(IndexError, match="class index 5"):
+        lk.cross_entropy(x, t)
+    jax.jit(lk.cross_entropy)(x, t)  # traced: the check is skipped, as documented

@@ -1,0 +1,186 @@
+"""binary_cross_entropy and binary_cross_entropy_with_logits: reference values, PyTorch's
+clamp and extremes, broadcasting rules, accuracy, property tests and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from _support import assert_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import losskit as lk
+
+X2 = np.array([0.5, -1.5, 2.0, -0.2])
+Y2 = np.array([1, 0, 1, 0.5])
+
+
+def test_reference_values_x2() -> None:
+    assert_close(lk.binary_cross_entropy_with_logits(X2, Y2), 0.375139, rtol=0, atol=5e-7)
+    assert_close(lk.binary_cross_entropy(1 / (1 + np.exp(-X2)), Y2), 0.375139, rtol=0, atol=5e-7)
+    assert_close(
+        lk.binary_cross_entropy_with_logits(X2, Y2, pos_weight=np.array(3.0), reduction="none"),
+        np.array([1.422231, 0.201413, 0.380784, 1.496278]),
+        rtol=0,
+        atol=5e-7,
+    )
+    w = np.array([1.0, 2, 3, 4])
+    assert_close(lk.binary_cross_entropy_with_logits(X2, Y2, weight=w, pos_weight=w), 2.400161, rtol=0, atol=5e-7)
+
+
+def test_two_models_from_the_source_material() -> None:
+    y = np.array([1.0, 0.0])
+    assert_close(lk.binary_cross_entropy(np.array([0.9, 0.6]), y), 0.510826, rtol=0, atol=5e-7)
+    assert_close(lk.binary_cross_entropy(np.array([0.6, 0.9]), y), 1.406705, rtol=0, atol=5e-7)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "loss"),
+    [(0.0, 1.0, 100.0), (1.0, 0.0, 100.0), (0.0, 0.5, 50.0), (1e-60, 0.0, 1e-60), (1.0, 1.0, 0.0)],
+)
+def test_bce_log_clamp(x: float, y: float, loss: float) -> None:
+    out = lk.binary_cross_entropy(np.array([x]), np.array([y]), reduction="none")
+    assert float(out[0]) == pytest.approx(loss, rel=1e-12, abs=0)
+
+
+def test_bce_clamp_in_float32() -> None:
+    out = lk.binary_cross_entropy(np.array([1e-44, 1e-40], np.float32), np.ones(2, np.float32), reduction="none")
+    assert out.dtype == np.float32
+    assert_close(out, np.array([100.0, 92.103409]), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "loss"),
+    [
+        (1e4, 0, 1e4),
+        (1e4, 1, 0.0),
+        (1e4, 0.5, 5000.0),
+        (-1e4, 1, 1e4),
+        (-1e4, 0, 0.0),
+        (100, 1, 3.7200760e-44),  # exp(-100): a float32 subnormal, equal within its spacing
+        (0, 0.3, 0.6931472),
+        (math.inf, 0, math.inf),
+        (math.inf, 1, math.nan),
+        (math.inf, 0.5, math.inf),
+        (-math.inf, 0, math.nan),
+        (-math.inf, 0.5, math.nan),
+        (-math.inf, 1, math.nan),
+    ],
+)
+def test_bce_with_logits_extremes_match_torch_float32(x: float, y: float, loss: float) -> None:
+    out = lk.binary_cross_entropy_with_logits(np.array([x], np.float32), np.array([y], np.float32), reduction="none")
+    expected = F.binary_cross_entropy_with_logits(
+        torch.tensor([x], dtype=torch.float32), torch.tensor([y], dtype=torch.float32), reduction="none"
+    )
+    subnormal_spacing = 1.5e-45
+    assert_close(out, expected, rtol=1e-6, atol=subnormal_spacing)
+    assert_close(out, np.array([loss], np.float32), rtol=1e-6, atol=subnormal_spacing)
+
+
+def test_bce_with_logits_gradient_is_finite_at_infinite_logits() -> None:
+    x = torch.tensor([math.inf, -math.inf, math.inf], requires_grad=True)
+    lk.binary_cross_entropy_with_logits(x, torch.tensor([1.0, 0.0, 0.0]), reduction="sum").backward()
+    assert_close(x.grad, np.array([0.0, 0.0, 1.0]), rtol=0)
+
+
+def test_large_negative_logit_with_pos_weight() -> None:
+    out = lk.binary_cross_entropy_with_logits(np.array([-1e4]), np.array([1.0]), pos_weight=3.0)
+    assert float(out) == 30000.0
+
+
+def test_small_losses_keep_their_relative_precision_in_float32() -> None:
+    # PyTorch's (1 - y) x - log sigmoid(x) cancels for confident correct predictions; ours does not.
+    x = np.linspace(-15, 15, 61)
+    y = (x > 0).astype(np.float64)  # every prediction on the right side
+    exact = np.logaddexp(0, -np.abs(x))
+    ours = lk.binary_cross_entropy_with_logits(x.astype(np.float32), y.astype(np.float32), reduction="none")
+    assert np.max(np.abs(ours / exact - 1)) < 1e-6
+
+
+def test_pos_weight_has_no_effect_where_target_is_zero() -> None:
+    x, y = np.array([0.3, -2.0]), np.array([0.0, 0.0])
+    assert_close(
+        lk.binary_cross_entropy_with_logits(x, y, pos_weight=np.array([5.0, 7.0]), reduction="none"),
+        lk.binary_cross_entropy_with_logits(x, y, reduction="none"),
+        rtol=1e-15,
+    )
+
+
+def test_label_smoothing_pulls_targets_toward_one_half() -> None:
+    x, y = np.array([2.0, -1.0]), np.array([1.0, 0.0])
+    smoothed = lk.binary_cross_entropy_with_logits(x, y, label_smoothing=0.2, reduction="none")
+    plain = lk.binary_cross_entropy_with_logits(x, np.array([0.9, 0.1]), reduction="none")
+    assert_close(smoothed, plain, rtol=1e-15)
+
+
+def test_integer_and_boolean_labels_equal_float_labels() -> None:
+    x = np.array([[0.3, -1.0], [2.0, 0.1]])
+    labels = np.array([[1, 0], [0, 1]])
+    expected = lk.binary_cross_entropy_with_logits(x, labels.astype(np.float64))
+    assert float(lk.binary_cross_entropy_with_logits(x, labels)) == float(expected)
+    assert float(lk.binary_cross_entropy_with_logits(x, labels.astype(bool))) == float(expected)
+    p = 1 / (1 + np.exp(-x))
+    assert float(lk.binary_cross_entropy(p, labels)) == float(lk.binary_cross_entropy(p, labels.astype(np.float64)))
+
+
+@pytest.mark.parametrize(
+    ("shape", "pos_weight_shape"),
+    [((4, 3), (3,)), ((2, 3, 4, 5), (3, 1, 1)), ((4, 3), ()), ((2, 3, 4, 3), (3,)), ((4, 3), (4, 1))],
+)
+def test_pos_weight_broadcasts_from_the_last_dimension(shape: tuple, pos_weight_shape: tuple) -> None:
+    rng = np.random.default_rng(0)
+    x, y, pw = rng.standard_normal(shape), rng.random(shape), rng.random(pos_weight_shape) + 0.5
+    expected = F.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(y), pos_weight=torch.tensor(pw))
+    assert_close(lk.binary_cross_entropy_with_logits(x, y, pos_weight=pw), expected, rtol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=5), elements=st.floats(-40, 40)),
+    st.sampled_from(["none", "mean", "sum"]),
+    st.booleans(),
+    st.data(),
+)
+def test_bce_with_logits_matches_torch_on_random_problems(x: np.ndarray, reduction: str, weighted: bool, data: st.DataObject) -> None:
+    y = data.draw(hnp.arrays(np.float64, x.shape, elements=st.floats(0, 1)))
+    options: dict = {"reduction": reduction}
+    if weighted:
+        options["pos_weight"] = data.draw(hnp.arrays(np.float64, x.shape[-1:], elements=st.floats(0, 5)))
+    torch_options = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
+    expected = F.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), **torch_options)
+    # PyTorch's own formula loses ~1e-16 * |x| absolutely to cancellation; ours does not.
+    assert_close(lk.binary_cross_entropy_with_logits(x, y, **options), expected, rtol=1e-9, atol=1e-13)
+
+
+@settings(max_examples=100, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=5), elements=st.floats(0, 1)), st.data())
+def test_bce_matches_torch_on_random_problems(p: np.ndarray, data: st.DataObject) -> None:
+    y = data.draw(hnp.arrays(np.float64, p.shape, elements=st.floats(0, 1)))
+    expected = F.binary_cross_entropy(torch.from_numpy(p), torch.from_numpy(y), reduction="none")
+    assert_close(lk.binary_cross_entropy(p, y, reduction="none"), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda: lk.binary_cross_entropy(np.array([0.5, 1.2]), np.array([1.0, 0.0])), ValueError, "input must contain probabilities in [0, 1], got 1.2 (for logits, use binary_cross_entropy_with_logits)"),
+        (lambda: lk.binary_cross_entropy(np.array([0.5, np.nan]), np.array([1.0, 0.0])), ValueError, "got NaN"),
+        (lambda: lk.binary_cross_entropy(np.array([0.5, 0.2]), np.array([1.0, -1.0])), ValueError, "target must contain probabilities in [0, 1], got -1"),
+        (lambda: lk.binary_cross_entropy(np.array([0.5, 0.2]), np.array([[1.0], [0.0]])), ValueError, "target must have the same shape as input (2,), got (2, 1)"),
+        (lambda: lk.binary_cross_entropy(np.full((4, 3), 0.5), np.ones((4, 3)), weight=np.ones(4)), ValueError, "weight of shape (4,) must broadcast to the target's shape (4, 3)"),
+        (lambda: lk.binary_cross_entropy(np.full((4, 3), 0.5), np.ones((4, 3)), weight=np.ones((2, 4, 3))), ValueError, "weight of shape (2, 4, 3)"),
+        (lambda: lk.binary_cross_entropy(np.array([1, 0]), np.array([1.0, 0.0])), TypeError, "input must have a floating-point dtype, got int64"),
+        (lambda: lk.binary_cross_entropy_with_logits(np.zeros((2, 3, 4, 5)), np.zeros((2, 3, 4, 5)), pos_weight=np.ones(3)), ValueError, "pos_weight of shape (3,) must broadcast"),
+        (lambda: lk.binary_cross_entropy_with_logits(np.zeros(3), np.zeros(3), label_smoothing=2.0), ValueError, "label_smoothing must be in [0, 1], got 2"),
+        (lambda: lk.binary_cross_entropy_with_logits(np.zeros(3), np.zeros(3), reduction=None), ValueError, "got None"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call: object, error: type, words: str) -> None:
+    with pytest.raises(error) as info:
+        call()  # type: ignore[operator]
+    assert words in str(info.value)

@@ -1,0 +1,113 @@
+"""sigmoid_focal_loss and focal_loss: reference values, identities with the cross-entropies,
+finite gradients where torchvision's are NaN, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from _references import sigmoid_focal_loss as torchvision_focal
+from _support import assert_close
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import losskit as lk
+
+X2 = np.array([0.5, -1.5, 2.0, -0.2])
+Y2 = np.array([1, 0, 1, 0.5])
+
+
+def test_reference_values() -> None:
+    x, y = np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, 0.0])
+    assert_close(lk.sigmoid_focal_loss(x, y), np.array([0.016893, 0.016994, 1.237559]), rtol=0, atol=5e-7)
+    assert_close(lk.sigmoid_focal_loss(x, y, reduction="mean"), 0.423815, rtol=0, atol=5e-7)
+    assert_close(lk.sigmoid_focal_loss(X2, Y2), np.array([0.016893, 0.005027, 0.000451, 0.087267]), rtol=0, atol=5e-7)
+    assert_close(lk.sigmoid_focal_loss(X2, Y2, reduction="mean"), 0.027410, rtol=0, atol=5e-7)
+    assert_close(lk.sigmoid_focal_loss(X2, Y2, alpha=-1, gamma=0, reduction="mean"), 0.375139, rtol=0, atol=5e-7)
+
+
+@settings(max_examples=100, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=5), elements=st.floats(-20, 20)), st.data())
+def test_gamma_zero_is_balanced_bce_with_logits(x: np.ndarray, data: st.DataObject) -> None:
+    y = data.draw(hnp.arrays(np.float64, x.shape, elements=st.floats(0, 1)))
+    bce = lk.binary_cross_entropy_with_logits(x, y, reduction="none")
+    assert_close(lk.sigmoid_focal_loss(x, y, alpha=-1, gamma=0), bce, rtol=1e-12)
+    assert_close(lk.sigmoid_focal_loss(x, y, alpha=0.5, gamma=0), 0.5 * bce, rtol=1e-12)
+    gamma = data.draw(st.sampled_from([0.5, 1.0, 2.0]))
+    expected = torchvision_focal(torch.from_numpy(x), torch.from_numpy(y), gamma=gamma)
+    assert_close(lk.sigmoid_focal_loss(x, y, gamma=gamma), expected, rtol=1e-7, atol=1e-12)
+
+
+def test_saturated_logits_in_float32() -> None:
+    out = lk.sigmoid_focal_loss(np.array([-100, 20], np.float32), np.array([1, 0], np.float32))
+    assert_close(out, np.array([25.0, 15.0]), rtol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 0.9])
+def test_gamma_below_one_keeps_gradients_finite_where_torchvision_gives_nan(gamma: float) -> None:
+    x0, y = torch.tensor([20.0, -30.0, 100.0]), torch.tensor([1.0, 0.0, 1.0])
+    x = x0.clone().requires_grad_(True)
+    torchvision_focal(x, y, gamma=gamma).sum().backward()
+    assert torch.isnan(x.grad).any()  # the reference: (1 - p_t) ** gamma at 1 - p_t == 0
+    x = x0.clone().requires_grad_(True)
+    lk.sigmoid_focal_loss(x, y, gamma=gamma).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_multiclass_gamma_zero_is_weighted_cross_entropy() -> None:
+    rng = np.random.default_rng(5)
+    x, t, alpha = rng.standard_normal((7, 4, 3)), rng.integers(-1, 4, (7, 3)), rng.random(4) + 0.2
+    for reduction in ("none", "mean", "sum"):
+        assert_close(
+            lk.focal_loss(x, t, gamma=0, alpha=alpha, ignore_index=-1, reduction=reduction),
+            lk.cross_entropy(x, t, weight=alpha, ignore_index=-1, reduction=reduction),
+            rtol=1e-12,
+        )
+
+
+def test_scalar_alpha_cancels_in_the_mean_and_scales_the_sum() -> None:
+    rng = np.random.default_rng(6)
+    x, t = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
+    assert_close(lk.focal_loss(x, t, alpha=0.25), lk.focal_loss(x, t), rtol=1e-12)
+    assert_close(lk.focal_loss(x, t, alpha=0.25, reduction="sum"), 0.25 * lk.focal_loss(x, t, reduction="sum"), rtol=1e-12)
+
+
+def test_focal_factor_down_weights_easy_examples() -> None:
+    x, t = np.array([[4.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), np.array([0, 0])
+    ratio = lk.focal_loss(x, t, reduction="none") / lk.cross_entropy(x, t, reduction="none")
+    p = lk.softmax(x, 1)[:, 0]
+    assert_close(ratio, (1 - p) ** 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_multiclass_gradients_stay_finite_at_saturated_logits(dtype: torch.dtype, gamma: float) -> None:
+    x = torch.tensor([[100.0, 0.0, 0.0], [0.0, -1e4, 50.0]], dtype=dtype, requires_grad=True)
+    out = lk.focal_loss(x, torch.tensor([0, 2]), gamma=gamma)
+    out.backward()
+    assert torch.isfinite(out) and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        (lambda: lk.sigmoid_focal_loss(np.zeros(3), np.zeros(3), alpha=1.5), ValueError, "alpha must be in [0, 1], or -1 to turn balancing off, got 1.5"),
+        (lambda: lk.sigmoid_focal_loss(np.zeros(3), np.zeros(3), alpha=math.nan), ValueError, "got nan"),
+        (lambda: lk.sigmoid_focal_loss(np.zeros(3), np.zeros(3), gamma=-1), ValueError, "gamma must be a finite number >= 0, got -1"),
+        (lambda: lk.sigmoid_focal_loss(np.zeros(3), np.full(3, 2.0)), ValueError, "targets must contain probabilities in [0, 1], got 2"),
+        (lambda: lk.sigmoid_focal_loss(np.zeros(3), np.zeros((3, 1))), ValueError, "target must have the same shape as input (3,), got (3, 1)"),
+        (lambda: lk.sigmoid_focal_loss(np.zeros(3), np.zeros(3), reduction="batchmean"), ValueError, "reduction must be one of"),
+        (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 1]), alpha=np.ones(2)), ValueError, "alpha must have one value per class, shape (3,), got shape (2,)"),
+        (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 1]), alpha=np.array([1.0, -1.0, 1.0])), ValueError, "alpha must be >= 0 for every class, got a minimum of -1"),
+        (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 3])), IndexError, "class index 3"),
+        (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 1]), gamma=math.inf), ValueError, "gamma must be a finite number"),
+        (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 1]), alpha="high"), TypeError, "alpha must be a real number, got str"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call: object, error: type, words: str) -> None:
+    with pytest.raises(error) as info:
+        call()  # type: ignore[operator]
+    assert words in str(info.value)

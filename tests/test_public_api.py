@@ -1,0 +1,60 @@
+"""The public surface: exports, documentation and the promise not to import torch or JAX."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import losskit as lk
+from losskit import information
+
+PUBLIC_FUNCTIONS = [getattr(lk, name) for name in lk.__all__ if inspect.isfunction(getattr(lk, name))] + [
+    getattr(information, name) for name in information.__all__
+]
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    public = {n for n in dir(lk) if not n.startswith("_") and not inspect.ismodule(getattr(lk, n))} | {"information"}
+    assert set(lk.__all__) == public
+    assert lk.__all__ == sorted(lk.__all__)
+
+
+def test_core_imports_neither_torch_nor_jax() -> None:
+    code = "import losskit, sys; print(sorted(m for m in ('torch', 'jax') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("fn", PUBLIC_FUNCTIONS, ids=lambda f: f.__name__)
+def test_docstrings_follow_numpydoc(fn: object) -> None:
+    doc = inspect.getdoc(fn) or ""
+    sections = ("Parameters\n----------", "Returns\n-------", "Notes\n-----", "References\n----------", "Examples\n--------")
+    for section in sections:
+        assert section in doc, f"{fn.__name__} lacks {section.splitlines()[0]}"
+    assert ".. math::" in doc
+    assert ">>> " in doc
+
+
+@pytest.mark.parametrize("fn", [f for f in PUBLIC_FUNCTIONS if f.__module__ != "losskit.information"], ids=lambda f: f.__name__)
+def test_arrays_come_first_and_options_are_keywords(fn: object) -> None:
+    params = list(inspect.signature(fn).parameters.values())
+    keyword_only = [p for p in params if p.kind is p.KEYWORD_ONLY]
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional[:1] in (["input"], ["inputs"])
+    assert set(positional) <= {"input", "inputs", "target", "targets", "dim", "keepdim"}
+    if fn.__name__ not in ("softmax", "log_softmax", "logsumexp"):
+        assert keyword_only, fn.__name__
+
+
+def test_readme_example_runs_and_says_the_truth() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    value = float(namespace["lk"].cross_entropy(namespace["logits"], namespace["np"].array([1])))
+    assert value == pytest.approx(0.853287, abs=5e-7)
+    assert namespace["x"].grad is not None

@@ -1,0 +1,65 @@
+"""Every worked example of the source material, against the values verified with PyTorch 2.13
+(shared/source-material.md), and the tour that prints them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from _support import assert_close
+
+from losskit._tour import tour
+from losskit._worked_examples import EXAMPLES
+
+# (example number, title fragment) -> verified value, copied from the source material's table
+VERIFIED = {
+    (1, "two rows"): 2.215217,
+    (2, "NLLLoss"): -0.386140,
+    (3, "model one"): 0.510826,
+    (3, "model two"): 1.406705,
+    (4, "model one"): 1.378389,
+    (4, "model two"): 0.543214,
+    (5, "L1"): 0.35,
+    (6, "MSE"): 0.145,
+    (7, "logits"): 0.853287,
+    (8, "softmax"): [0.659001, 0.242433, 0.098566],
+    (9, "model one"): [0.916291, 0.916291, 2.302585],
+    (9, "model two"): [0.356675, 0.356675, 1.203973],
+}
+CLAIMED_BY_THE_RIGHT_CALL = {2: 1.353693, 5: 1.4, 7: 0.510826}
+
+
+def _example(number: int, fragment: str):  # noqa: ANN202
+    (found,) = [e for e in EXAMPLES if e.number == number and fragment in e.title]
+    return found
+
+
+@pytest.mark.parametrize(("key", "expected"), list(VERIFIED.items()), ids=str)
+def test_values_match_the_verified_table(key: tuple[int, str], expected: object) -> None:
+    assert_close(_example(*key).value(), np.asarray(expected), rtol=0, atol=5e-7)
+
+
+def test_exactly_the_three_known_claims_are_wrong_and_explained() -> None:
+    wrong = {e.number for e in EXAMPLES if e.claim_is_wrong}
+    assert wrong == {2, 5, 7}
+    for e in EXAMPLES:
+        if e.claim_is_wrong:
+            assert e.claim_call is not None
+            assert float(e.claim_call()) == pytest.approx(CLAIMED_BY_THE_RIGHT_CALL[e.number], abs=5e-7)
+
+
+def test_the_tour_names_the_wrong_claims_and_ranks_the_wine_models() -> None:
+    lines: list[str] = []
+    assert tour(lines.append) == [2, 5, 7]
+    text = "\n".join(lines)
+    assert "Wrong claims in the tutorials: #2, #5, #7" in text
+    assert "model one: error rate 0.333, cross-entropy 1.378389" in text
+    assert "model two: error rate 0.333, cross-entropy 0.639108" in text
+
+
+def test_python_dash_m_losskit_runs_the_tour() -> None:
+    done = subprocess.run([sys.executable, "-m", "losskit"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "nll_loss(softmax(x), target=[1, 0, 4]) = -0.386140   (tutorial: 1.3537, WRONG)" in done.stdout
