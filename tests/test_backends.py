@@ -94,3 +94,40 @@ def test_half_precision_computes_in_float32_and_rounds_once() -> None:
         assert out.dtype == half
         exact = torch.nn.functional.cross_entropy(x.to(half).double(), y)
         assert out.double().item() == pytest.approx(exact.item(), rel=2 ** -7)
+
+
+@pytest.mark.parametrize("case", SPREAD[::4], ids=lambda c: c.id)
+def test_float16_inputs_give_float16_results(case: Case) -> None:
+    expected, _ = case.quantized(np.float16).reference()
+    result = case.run("torch", np.float16)
+    assert result.dtype == torch.float16
+    assert_close(result.float(), expected, rtol=4e-3, atol=1e-3)
+
+
+CLASS_EMPTY = ((np.zeros((0, 3)), np.zeros(0, np.int64)), (0,))
+PAIR_EMPTY = ((np.zeros((0, 2)), np.zeros((0, 2))), (0, 2))
+EMPTY = {  # loss -> (empty arrays, shape of the "none" result)
+    "cross_entropy": CLASS_EMPTY,
+    "nll_loss": CLASS_EMPTY,
+    "focal_loss": CLASS_EMPTY,
+    "softmax_entropy": ((np.zeros((0, 3)),), (0,)),
+    "binary_cross_entropy": PAIR_EMPTY,
+    "binary_cross_entropy_with_logits": PAIR_EMPTY,
+    "sigmoid_focal_loss": PAIR_EMPTY,
+    "l1_loss": PAIR_EMPTY,
+    "mse_loss": PAIR_EMPTY,
+    "smooth_l1_loss": PAIR_EMPTY,
+    "huber_loss": PAIR_EMPTY,
+    "kl_div": ((np.zeros((0, 3)), np.zeros((0, 3))), (0, 3)),
+}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("loss", list(EMPTY))
+def test_empty_inputs_mean_nan_sum_zero_none_empty(loss: str, backend: str) -> None:
+    arrays, none_shape = EMPTY[loss]
+    arrays = [BACKENDS[backend].asarray(a) for a in arrays]
+    fn, to_numpy = getattr(lk, loss), BACKENDS[backend].to_numpy
+    assert np.isnan(to_numpy(fn(*arrays, reduction="mean")))
+    assert to_numpy(fn(*arrays, reduction="sum")) == 0
+    assert to_numpy(fn(*arrays, reduction="none")).shape == none_shape
