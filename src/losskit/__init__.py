@@ -14,6 +14,7 @@ from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._cross_entropy import cross_entropy, nll_loss, softmax_entropy
 from ._divergence import kl_div
 from ._focal import focal_loss, sigmoid_focal_loss
+from ._grad import value_and_grad
 from ._lib._checks import TargetIndexError
 from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
 from ._softmax import log_softmax, logsumexp, softmax
@@ -38,4 +39,5 @@ __all__ = [
     "smooth_l1_loss",
     "softmax",
     "softmax_entropy",
+    "value_and_grad",
 ]

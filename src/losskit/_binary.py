@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from ._lib._checks import broadcast_option, check_in_unit_interval, paired_floats, unit_number
+from ._lib._autodiff import VJP, Result, finish, loss, weigh_and_reduce
+from ._lib._checks import (
+    broadcast_option,
+    check_in_unit_interval,
+    paired_floats,
+    unit_number,
+)
 from ._lib._compat import Array, namespace
-from ._lib._numerics import binary_logit_loss, quiet_floating_point
-from ._lib._reduction import apply_reduction, resolve_reduction
+from ._lib._numerics import binary_logit_loss, log_sigmoid
+from ._lib._reduction import resolve_reduction
+
+# PyTorch divides the gradient of binary_cross_entropy by max(x (1 - x), EPS) with this
+# float32 constant, for every dtype.
+_BCE_GRAD_EPS = 9.999999960041972e-13
 
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 
-@quiet_floating_point
+@loss(argnums=(0, 1))
 def binary_cross_entropy(
     input: Array,
     target: Array,
@@ -19,7 +29,8 @@ def binary_cross_entropy(
     size_average: bool | None = None,
     reduce: bool | None = None,
     reduction: str = "mean",
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Binary cross-entropy between predicted probabilities and targets.
 
     .. math::
@@ -70,14 +81,19 @@ def binary_cross_entropy(
     check_in_unit_interval(fn, "target", y, xp)
     log_x = xp.clip(xp.log(x), min=-100.0)
     log_1mx = xp.clip(xp.log1p(-x), min=-100.0)
-    loss = -(y * log_x + (1 - y) * log_1mx)
+    per_position = -(y * log_x + (1 - y) * log_1mx)
     w = broadcast_option(fn, "weight", weight, y, xp)
-    if w is not None:
-        loss = w * loss
-    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+    value, u = weigh_and_reduce(fn, per_position, w, reduction, vjp, xp)
+    grads = {}
+    if vjp is not None:
+        if vjp.wants(0):  # PyTorch's rule, which ignores the clamp of the value
+            grads[0] = u * (x - y) / xp.clip(x * (1 - x), min=_BCE_GRAD_EPS)
+        if vjp.wants(1):
+            grads[1] = u * (xp.log1p(-x) - xp.log(x))
+    return finish(xp, value, out_dtype, vjp, grads, (input, target))
 
 
-@quiet_floating_point
+@loss(argnums=(0, 1))
 def binary_cross_entropy_with_logits(
     input: Array,
     target: Array,
@@ -88,7 +104,8 @@ def binary_cross_entropy_with_logits(
     reduction: str = "mean",
     pos_weight: Array | None = None,
     label_smoothing: float = 0.0,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Binary cross-entropy on logits: a sigmoid and BCE in one stable step.
 
     With :math:`y' = (1 - \varepsilon) y + \varepsilon / 2` (label smoothing) and
@@ -151,8 +168,16 @@ def binary_cross_entropy_with_logits(
     if smoothing > 0:
         y = (1 - smoothing) * y + smoothing / 2
     pw = broadcast_option(fn, "pos_weight", pos_weight, y, xp)
-    loss = binary_logit_loss(x, y, pos_weight=pw, xp=xp)
+    per_position = binary_logit_loss(x, y, pos_weight=pw, xp=xp)
     w = broadcast_option(fn, "weight", weight, y, xp)
-    if w is not None:
-        loss = w * loss
-    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+    value, u = weigh_and_reduce(fn, per_position, w, reduction, vjp, xp)
+    grads = {}
+    if vjp is not None:
+        log_sig = log_sigmoid(x, xp=xp)
+        if vjp.wants(0):  # l_w sigmoid(x) - pos_weight y, finite at infinite logits
+            sig = xp.exp(log_sig)
+            grads[0] = u * (sig - y if pw is None else (1 + (pw - 1) * y) * sig - pw * y)
+        if vjp.wants(1):  # through the smoothing y' = (1 - eps) y + eps / 2
+            dy = x if pw is None else x + (pw - 1) * log_sig
+            grads[1] = -(1 - smoothing) * u * dy
+    return finish(xp, value, out_dtype, vjp, grads, (input, target))

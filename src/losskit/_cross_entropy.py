@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from ._lib import _numerics
+from ._lib._autodiff import VJP, Result, along_class, finish, loss, upstream
 from ._lib._checks import (
     check_class_weight,
     check_floating,
@@ -14,13 +15,24 @@ from ._lib._checks import (
     unit_number,
 )
 from ._lib._compat import Array, device, namespace
-from ._lib._numerics import compute_dtype, quiet_floating_point, softmax_stats, take_class
-from ._lib._reduction import apply_reduction, reduce_class_positions, resolve_reduction
+from ._lib._numerics import (
+    SoftmaxGrad,
+    compute_dtype,
+    softmax_stats,
+    subtract_at_class,
+    take_class,
+)
+from ._lib._reduction import (
+    apply_reduction,
+    class_denominator,
+    reduce_class_positions,
+    resolve_reduction,
+)
 
 __all__ = ["cross_entropy", "nll_loss", "softmax_entropy"]
 
 
-@quiet_floating_point
+@loss(argnums=(0, 1))
 def cross_entropy(
     input: Array,
     target: Array,
@@ -32,7 +44,8 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
     dim: int = 1,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Cross-entropy between the softmax of logits and class indices or class probabilities.
 
     For a class-index target :math:`y_i` with class weights :math:`w` (all ones by default)
@@ -115,27 +128,51 @@ def cross_entropy(
     axis = class_axis(fn, input, dim)
     if xp.isdtype(target.dtype, "real floating"):
         return _probability_target_cross_entropy(
-            input, target, weight, ignore_index, reduction, smoothing, axis, xp
+            input, target, weight, ignore_index, reduction, smoothing, axis, xp, vjp
         )
+    if vjp is not None and vjp.wants(1):
+        msg = (
+            f"{fn}: target holds class indices, which have no gradient; "
+            "a gradient with respect to the target needs class-probability targets"
+        )
+        raise ValueError(msg)
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
     classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
-    w = check_class_weight(fn, "weight", weight, classes.num_classes, xp, dtype=x.dtype, like=x)
+    num_classes = classes.num_classes
+    w = check_class_weight(fn, "weight", weight, num_classes, xp, dtype=x.dtype, like=x)
+    target_weight = None if w is None else take_class(w, classes.index, xp=xp)
     coef = None
     if smoothing > 0:
-        coef = xp.ones(classes.num_classes, dtype=x.dtype, device=device(x)) if w is None else w
-    stats = softmax_stats(x, axis=axis, xp=xp, index=classes.index, coef=coef)
-    loss = stats.log_norm - stats.picked  # -log p_y
-    target_weight = None if w is None else take_class(w, classes.index, xp=xp)
+        coef = xp.ones(num_classes, dtype=x.dtype, device=device(x)) if w is None else w
+    denominator = None
+    if reduction == "mean":
+        denominator = class_denominator(classes.valid, target_weight, dtype=x.dtype, xp=xp)
+    request = None
+    if vjp is not None:
+        # d loss_i / d x_i = a_i softmax(x_i) - b_i onehot(y_i) - (eps / C) u_i coef, with
+        # b_i = u_i (1 - eps) w_y and a_i = b_i + (eps / C) u_i sum(coef).
+        g = upstream(fn, vjp, reduction, shape_of(classes.index), x, xp, denominator=denominator)
+        u = xp.where(classes.valid, g, xp.zeros_like(g))
+        at_target = (1 - smoothing) * (u if target_weight is None else u * target_weight)
+        request = SoftmaxGrad(at_target)
+        if coef is not None:
+            spread = u * (smoothing / num_classes)
+            request = SoftmaxGrad(at_target + spread * xp.sum(coef), spread, coef)
+    stats = softmax_stats(x, axis=axis, xp=xp, index=classes.index, coef=coef, grad=request)
+    per_position = stats.log_norm - stats.picked  # -log p_y
     if target_weight is not None:
-        loss = target_weight * loss
+        per_position = target_weight * per_position
     if coef is not None:
         # sum_c w_c (-log p_c) = sum_c w_c (log_norm - (x_c - m)) = W log_norm - dot
-        uniform = (xp.sum(coef) * stats.log_norm - stats.dot) / classes.num_classes
-        loss = (1 - smoothing) * loss + smoothing * uniform
-    out = reduce_class_positions(
-        loss, reduction, valid=classes.valid, target_weight=target_weight, xp=xp
+        uniform = (xp.sum(coef) * stats.log_norm - stats.dot) / num_classes
+        per_position = (1 - smoothing) * per_position + smoothing * uniform
+    value = reduce_class_positions(
+        per_position, reduction, valid=classes.valid, denominator=denominator, xp=xp
     )
-    return xp.astype(out, input.dtype, copy=False)
+    grads = {}
+    if vjp is not None:
+        grads[0] = subtract_at_class(stats.grad, classes.index, at_target, axis=axis, xp=xp)
+    return finish(xp, value, input.dtype, vjp, grads, (input, target))
 
 
 def _probability_target_cross_entropy(
@@ -147,7 +184,8 @@ def _probability_target_cross_entropy(
     smoothing: float,
     axis: int,
     xp: ModuleType,
-) -> Array:
+    vjp: VJP | None,
+) -> Result:
     fn = "cross_entropy"
     if shape_of(target) != shape_of(input):
         expected = shape_of(input)[:axis] + shape_of(input)[axis + 1 :]
@@ -171,15 +209,24 @@ def _probability_target_cross_entropy(
     if smoothing > 0:
         q = (1 - smoothing) * q + smoothing / num_classes
     w = check_class_weight(fn, "weight", weight, num_classes, xp, dtype=dtype, like=x)
-    if w is not None:
-        shape = [1] * x.ndim
-        shape[axis] = num_classes
-        q = q * xp.reshape(w, tuple(shape))
-    loss = -xp.sum(q * _numerics.log_softmax(x, axis=axis, xp=xp), axis=axis)
-    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+    w_along = None if w is None else _numerics.along_axis(w, axis, x.ndim, xp)
+    coef = q if w_along is None else q * w_along
+    log_p = _numerics.log_softmax(x, axis=axis, xp=xp)
+    per_position = -xp.sum(coef * log_p, axis=axis)
+    value = apply_reduction(per_position, reduction, xp=xp)
+    grads = {}
+    if vjp is not None:
+        u = along_class(upstream(fn, vjp, reduction, shape_of(per_position), x, xp), axis, xp)
+        if vjp.wants(0):
+            total = xp.sum(coef, axis=axis, keepdims=True)
+            grads[0] = u * (xp.exp(log_p) * total - coef)
+        if vjp.wants(1):
+            scaled = (1 - smoothing) * log_p
+            grads[1] = -u * (scaled if w_along is None else w_along * scaled)
+    return finish(xp, value, out_dtype, vjp, grads, (input, target))
 
 
-@quiet_floating_point
+@loss()
 def nll_loss(
     input: Array,
     target: Array,
@@ -190,7 +237,8 @@ def nll_loss(
     reduce: bool | None = None,
     reduction: str = "mean",
     dim: int = 1,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Negative log-likelihood of class indices, given log-probabilities.
 
     .. math::
@@ -250,19 +298,30 @@ def nll_loss(
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
     classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
     w = check_class_weight(fn, "weight", weight, classes.num_classes, xp, dtype=x.dtype, like=x)
-    picked = xp.take_along_axis(x, xp.expand_dims(classes.index, axis=axis), axis=axis)
-    loss = -xp.squeeze(picked, axis=axis)
     target_weight = None if w is None else take_class(w, classes.index, xp=xp)
+    denominator = None
+    if reduction == "mean":
+        denominator = class_denominator(classes.valid, target_weight, dtype=x.dtype, xp=xp)
+    picked = xp.take_along_axis(x, xp.expand_dims(classes.index, axis=axis), axis=axis)
+    per_position = -xp.squeeze(picked, axis=axis)
     if target_weight is not None:
-        loss = target_weight * loss
-    out = reduce_class_positions(
-        loss, reduction, valid=classes.valid, target_weight=target_weight, xp=xp
+        per_position = target_weight * per_position
+    value = reduce_class_positions(
+        per_position, reduction, valid=classes.valid, denominator=denominator, xp=xp
     )
-    return xp.astype(out, input.dtype, copy=False)
+    grads = {}
+    if vjp is not None:
+        g = upstream(fn, vjp, reduction, shape_of(per_position), x, xp, denominator=denominator)
+        u = xp.where(classes.valid, g, xp.zeros_like(g))
+        at_target = u if target_weight is None else u * target_weight
+        grads[0] = subtract_at_class(xp.zeros_like(x), classes.index, at_target, axis=axis, xp=xp)
+    return finish(xp, value, input.dtype, vjp, grads, (input, target))
 
 
-@quiet_floating_point
-def softmax_entropy(input: Array, *, dim: int = 1, reduction: str = "mean") -> Array:
+@loss()
+def softmax_entropy(
+    input: Array, *, dim: int = 1, reduction: str = "mean", vjp: VJP | None = None
+) -> Result:
     r"""Entropy of the softmax of logits, as a loss or a regulariser.
 
     .. math::
@@ -312,5 +371,12 @@ def softmax_entropy(input: Array, *, dim: int = 1, reduction: str = "mean") -> A
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     p = xp.exp(t - log_norm)
     finite_t = xp.where(t == -xp.inf, xp.zeros_like(t), t)
-    loss = xp.squeeze(log_norm, axis=axis) - xp.sum(p * finite_t, axis=axis)
-    return xp.astype(apply_reduction(loss, reduction, xp=xp), input.dtype, copy=False)
+    expected_t = xp.sum(p * finite_t, axis=axis, keepdims=True)
+    per_position = xp.squeeze(log_norm - expected_t, axis=axis)
+    value = apply_reduction(per_position, reduction, xp=xp)
+    grads = {}
+    if vjp is not None:
+        # d H / d x_j = -p_j (t_j - sum_c p_c t_c); impossible classes (p_j = 0) get 0
+        u = along_class(upstream(fn, vjp, reduction, shape_of(per_position), x, xp), axis, xp)
+        grads[0] = -u * p * (finite_t - expected_t)
+    return finish(xp, value, input.dtype, vjp, grads, (input,))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from ._lib._autodiff import VJP, Result, finish, loss, upstream
 from ._lib._checks import check_broadcasts_to, check_floating, shape_of
 from ._lib._compat import Array, namespace
-from ._lib._numerics import compute_dtype, quiet_floating_point, xlogy
+from ._lib._numerics import compute_dtype, sum_to_shape, xlogy
 from ._lib._reduction import apply_reduction, resolve_reduction
 
 __all__ = ["kl_div"]
 
 
-@quiet_floating_point
+@loss(argnums=(0, 1))
 def kl_div(
     input: Array,
     target: Array,
@@ -19,7 +20,8 @@ def kl_div(
     reduce: bool | None = None,
     reduction: str = "mean",
     log_target: bool = False,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Kullback-Leibler divergence :math:`KL(t \,\|\, p)` with ``input`` = :math:`\log p`.
 
     .. math::
@@ -92,15 +94,25 @@ def kl_div(
     x = xp.astype(input, dtype, copy=False)
     t = xp.astype(target, dtype, copy=False)
     if log_target:
-        loss = xp.exp(t) * (t - x)
+        per_position = xp.exp(t) * (t - x)
     else:
-        loss = xlogy(t, t, xp=xp) - t * x
-    loss = xp.broadcast_to(loss, shape_of(input))
-    if resolved == "batchmean":
-        out = apply_reduction(loss, "sum", xp=xp)
-        out = out / input.shape[0] if input.ndim else out
-    else:
-        out = apply_reduction(loss, resolved, xp=xp)
-        if legacy and reduction == "batchmean" and input.ndim:
-            out = out / input.shape[0]  # PyTorch divides again when both are given
-    return xp.astype(out, out_dtype, copy=False)
+        per_position = xlogy(t, t, xp=xp) - t * x
+    per_position = xp.broadcast_to(per_position, shape_of(input))
+    batch = input.shape[0] if input.ndim else 1
+    base, denominator = ("mean", batch) if resolved == "batchmean" else (resolved, None)
+    # PyTorch divides by the batch once more when legacy arguments meet "batchmean".
+    extra = batch if legacy and reduction == "batchmean" else 1
+    value = apply_reduction(per_position, base, xp=xp, denominator=denominator) / extra
+    grads = {}
+    if vjp is not None:
+        shape = shape_of(per_position)
+        u = upstream(fn, vjp, base, shape, x, xp, denominator=denominator) / extra
+        if vjp.wants(0):
+            grads[0] = -u * xp.broadcast_to(xp.exp(t) if log_target else t, shape)
+        if vjp.wants(1):
+            if log_target:
+                dt = xp.exp(t) * (t - x + 1)
+            else:  # log t + 1 - x, and NaN at t = 0 as in PyTorch's autograd of xlogy(t, t)
+                dt = xp.where(t == 0, xp.full_like(t, xp.nan), xp.log(t) + 1 - x)
+            grads[1] = sum_to_shape(u * dt, shape_of(target), xp=xp)
+    return finish(xp, value, out_dtype, vjp, grads, (input, target))

@@ -13,16 +13,16 @@ from ._lib._checks import (
     class_index_target,
     number,
     paired_floats,
+    shape_of,
 )
+from ._lib._autodiff import VJP, Result, along_class, finish, loss, upstream, weigh_and_reduce
 from ._lib._compat import Array, concrete_float, device, namespace
-from ._lib._numerics import (
-    binary_logit_loss,
-    compute_dtype,
-    log_sigmoid,
-    quiet_floating_point,
-    take_class,
+from ._lib._numerics import along_axis, binary_logit_loss, compute_dtype, log_sigmoid, take_class
+from ._lib._reduction import (
+    class_denominator,
+    reduce_class_positions,
+    resolve_reduction,
 )
-from ._lib._reduction import apply_reduction, reduce_class_positions, resolve_reduction
 
 __all__ = ["focal_loss", "sigmoid_focal_loss"]
 
@@ -35,7 +35,7 @@ def _check_gamma(fn: str, gamma: object) -> float:
     return g
 
 
-@quiet_floating_point
+@loss()
 def sigmoid_focal_loss(
     inputs: Array,
     targets: Array,
@@ -43,7 +43,8 @@ def sigmoid_focal_loss(
     alpha: float = 0.25,
     gamma: float = 2.0,
     reduction: str = "none",
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Sigmoid focal loss of RetinaNet, for binary and multi-label detection.
 
     With :math:`p = \sigma(x)` and :math:`1 - p_t = p (1 - y) + (1 - p)\, y`:
@@ -103,17 +104,29 @@ def sigmoid_focal_loss(
     g = _check_gamma(fn, gamma)
     x, y, out_dtype = paired_floats(fn, inputs, targets, xp)
     check_in_unit_interval(fn, "targets", y, xp)
-    loss = binary_logit_loss(x, y, xp=xp)
+    ce = binary_logit_loss(x, y, xp=xp)
+    log_p, log_1mp = log_sigmoid(x, xp=xp), log_sigmoid(-x, xp=xp)
+    per_position = ce
     if g != 0:
-        log_p, log_1mp = log_sigmoid(x, xp=xp), log_sigmoid(-x, xp=xp)
+        # log(1 - p_t) with 1 - p_t = p (1 - y) + (1 - p) y, never formed in linear space
         log_1m_pt = xp.logaddexp(log_p + xp.log1p(-y), log_1mp + xp.log(y))
-        loss = loss * xp.exp(g * log_1m_pt)
-    if a >= 0:
-        loss = (a * y + (1 - a) * (1 - y)) * loss
-    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+        modulation = xp.exp(g * log_1m_pt)
+        per_position = ce * modulation
+    balance = None if a < 0 else a * y + (1 - a) * (1 - y)
+    value, u = weigh_and_reduce(fn, per_position, balance, reduction, vjp, xp)
+    grads = {}
+    if u is not None:
+        d_ce = xp.exp(log_p) - y
+        if g == 0:
+            grads[0] = u * d_ce
+        else:
+            # d log(1 - p_t) / dx = (1 - 2y) p (1 - p) / (1 - p_t), in log space
+            d_log_1m_pt = (1 - 2 * y) * xp.exp(log_p + log_1mp - log_1m_pt)
+            grads[0] = u * modulation * (d_ce + g * ce * d_log_1m_pt)
+    return finish(xp, value, out_dtype, vjp, grads, (inputs, targets))
 
 
-@quiet_floating_point
+@loss()
 def focal_loss(
     input: Array,
     target: Array,
@@ -123,7 +136,8 @@ def focal_loss(
     ignore_index: int = -100,
     reduction: str = "mean",
     dim: int = 1,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Multi-class (softmax) focal loss with class indices.
 
     .. math::
@@ -193,21 +207,40 @@ def focal_loss(
         msg = f"{fn}: alpha must be >= 0 for every class, got a minimum of {lowest:g}"
         raise ValueError(msg)
     t = x - xp.max(x, axis=axis, keepdims=True)
-    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis))
+    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     index = xp.expand_dims(classes.index, axis=axis)
-    log_p = xp.squeeze(xp.take_along_axis(t, index, axis=axis), axis=axis) - log_norm
-    loss = -log_p
+    log_p = xp.squeeze(xp.take_along_axis(t, index, axis=axis) - log_norm, axis=axis)
+    is_target = along_axis(xp.arange(num_classes, device=device(x)), axis, x.ndim, xp) == index
+    modulation = None
     if g != 0:
-        shape = [1] * x.ndim
-        shape[axis] = num_classes
-        classes_along_axis = xp.reshape(xp.arange(num_classes, device=device(x)), tuple(shape))
-        others = xp.where(classes_along_axis == index, xp.full_like(t, -xp.inf), t)
-        log_1mp = _numerics.logsumexp(others, axis=axis, xp=xp) - log_norm
-        loss = loss * xp.exp(g * log_1mp)
+        # log(1 - p_y) = logsumexp over the other classes - logsumexp over all of them
+        others = xp.where(is_target, xp.full_like(t, -xp.inf), t)
+        log_others = _numerics.logsumexp(others, axis=axis, keepdims=True, xp=xp)
+        modulation = xp.exp(g * xp.squeeze(log_others - log_norm, axis=axis))
+    per_position = -log_p if modulation is None else -modulation * log_p
     target_weight = None if w is None else take_class(w, classes.index, xp=xp)
     if target_weight is not None:
-        loss = target_weight * loss
-    out = reduce_class_positions(
-        loss, reduction, valid=classes.valid, target_weight=target_weight, xp=xp
+        per_position = target_weight * per_position
+    denominator = None
+    if reduction == "mean":
+        denominator = class_denominator(classes.valid, target_weight, dtype=x.dtype, xp=xp)
+    value = reduce_class_positions(
+        per_position, reduction, valid=classes.valid, denominator=denominator, xp=xp
     )
-    return xp.astype(out, input.dtype, copy=False)
+    grads = {}
+    if vjp is not None:
+        shape = shape_of(per_position)
+        u = upstream(fn, vjp, reduction, shape, x, xp, denominator=denominator)
+        u = xp.where(classes.valid, u, xp.zeros_like(u))
+        if target_weight is not None:
+            u = u * target_weight
+        # d log p_y / dx = onehot - p; d log(1 - p_y) / dx = softmax over the others - p
+        p = xp.exp(t - log_norm)
+        d_log_p = xp.astype(is_target, x.dtype) - p
+        if modulation is None:
+            grads[0] = -along_class(u, axis, xp) * d_log_p
+        else:
+            d_log_1mp = xp.exp(others - log_others) - p
+            scale = along_class(u * modulation, axis, xp)
+            grads[0] = -scale * (g * along_class(log_p, axis, xp) * d_log_1mp + d_log_p)
+    return finish(xp, value, input.dtype, vjp, grads, (input, target))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
+from ._lib._autodiff import VJP, Result, finish, loss, weigh_and_reduce
 from ._lib._checks import number, paired_floats, shape_of
 from ._lib._compat import Array, as_option_array, namespace
-from ._lib._numerics import abs_sign0, quiet_floating_point
-from ._lib._reduction import apply_reduction, resolve_reduction
+from ._lib._numerics import abs_sign0
+from ._lib._reduction import resolve_reduction
 
 __all__ = ["huber_loss", "l1_loss", "mse_loss", "smooth_l1_loss"]
 
@@ -23,18 +24,40 @@ def _element_weight(fn: str, weight: object, like: Array, xp: ModuleType) -> Arr
     return w
 
 
-def _reduce_weighted(
-    loss: Array, weight: Array | None, reduction: str, out_dtype: object, xp: ModuleType
-) -> Array:
-    # l1 and mse: a weighted "mean" is the true weighted mean sum(w * e) / sum(w).
-    denominator = None
-    if weight is not None:
-        loss = weight * loss
-        denominator = xp.sum(weight)
-    return xp.astype(apply_reduction(loss, reduction, xp=xp, denominator=denominator), out_dtype, copy=False)
+def _finish_pointwise(
+    fn: str,
+    per_position: Array,
+    slope: Array | None,
+    weight: Array | None,
+    reduction: str,
+    out_dtype: object,
+    vjp: VJP | None,
+    args: tuple[Array, Array],
+    xp: ModuleType,
+    *,
+    weighted_mean: bool,
+) -> Result:
+    """Weight, reduce and differentiate a loss of ``z = input - target``.
+
+    ``slope`` is ``d per_position / d z`` (``None`` without a gradient request). With
+    ``weighted_mean`` a weighted ``"mean"`` is ``sum(w * e) / sum(w)`` (l1, mse); otherwise it
+    divides by the number of elements (huber), as in PyTorch.
+    """
+    denominator = xp.sum(weight) if weight is not None and weighted_mean else None
+    value, u = weigh_and_reduce(
+        fn, per_position, weight, reduction, vjp, xp, denominator=denominator
+    )
+    grads = {} if u is None else {0: u * slope, 1: -u * slope}
+    return finish(xp, value, out_dtype, vjp, grads, args)
 
 
-@quiet_floating_point
+def _torch_sign(z: Array, xp: ModuleType) -> Array:
+    # The L1 gradient: sign(z), with sign(0) = 0 and, as in PyTorch, sign(NaN) = 0.
+    s = xp.sign(z)
+    return xp.where(xp.isnan(z), xp.zeros_like(s), s)
+
+
+@loss(argnums=(0, 1))
 def l1_loss(
     input: Array,
     target: Array,
@@ -43,7 +66,8 @@ def l1_loss(
     reduce: bool | None = None,
     reduction: str = "mean",
     weight: Array | None = None,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Mean absolute error.
 
     .. math::
@@ -89,10 +113,15 @@ def l1_loss(
     reduction = resolve_reduction(fn, reduction, size_average=size_average, reduce=reduce)
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     w = _element_weight(fn, weight, x, xp)
-    return _reduce_weighted(abs_sign0(x - y, xp=xp), w, reduction, out_dtype, xp)
+    z = x - y
+    slope = None if vjp is None else _torch_sign(z, xp)
+    return _finish_pointwise(
+        fn, abs_sign0(z, xp=xp), slope, w, reduction, out_dtype, vjp, (input, target), xp,
+        weighted_mean=True,
+    )
 
 
-@quiet_floating_point
+@loss(argnums=(0, 1))
 def mse_loss(
     input: Array,
     target: Array,
@@ -101,7 +130,8 @@ def mse_loss(
     reduce: bool | None = None,
     reduction: str = "mean",
     weight: Array | None = None,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Mean squared error.
 
     .. math::
@@ -146,10 +176,12 @@ def mse_loss(
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     w = _element_weight(fn, weight, x, xp)
     z = x - y
-    return _reduce_weighted(z * z, w, reduction, out_dtype, xp)
+    return _finish_pointwise(
+        fn, z * z, 2 * z, w, reduction, out_dtype, vjp, (input, target), xp, weighted_mean=True
+    )
 
 
-@quiet_floating_point
+@loss(argnums=(0, 1))
 def smooth_l1_loss(
     input: Array,
     target: Array,
@@ -158,7 +190,8 @@ def smooth_l1_loss(
     reduce: bool | None = None,
     reduction: str = "mean",
     beta: float = 1.0,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Smooth L1 loss: quadratic near zero, linear beyond ``beta``.
 
     .. math::
@@ -210,15 +243,21 @@ def smooth_l1_loss(
         msg = f"{fn}: beta must be >= 0, got {b:g}"
         raise ValueError(msg)
     x, y, out_dtype = paired_floats(fn, input, target, xp)
-    a = abs_sign0(x - y, xp=xp)
-    if b == 0:
-        loss = a  # the quadratic piece has zero width; avoid 0 / 0 in its gradient
+    z = x - y
+    a = abs_sign0(z, xp=xp)
+    if b == 0:  # exactly l1_loss: the quadratic piece has zero width
+        per_position, slope = a, _torch_sign(z, xp)
     else:
-        loss = xp.where(a < b, 0.5 * a * a / b, a - 0.5 * b)
-    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+        inside = a < b
+        per_position = xp.where(inside, 0.5 * a * a / b, a - 0.5 * b)
+        slope = xp.where(inside, z / b, xp.sign(z))
+    return _finish_pointwise(
+        fn, per_position, slope, None, reduction, out_dtype, vjp, (input, target), xp,
+        weighted_mean=False,
+    )
 
 
-@quiet_floating_point
+@loss(argnums=(0, 1))
 def huber_loss(
     input: Array,
     target: Array,
@@ -226,7 +265,8 @@ def huber_loss(
     reduction: str = "mean",
     delta: float = 1.0,
     weight: Array | None = None,
-) -> Array:
+    vjp: VJP | None = None,
+) -> Result:
     r"""Huber loss: quadratic near zero, linear with slope ``delta`` beyond it.
 
     .. math::
@@ -281,12 +321,14 @@ def huber_loss(
         raise ValueError(msg)
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     z = x - y
-    if math.isinf(d):
-        loss = 0.5 * z * z  # the linear piece is never reached; avoid inf * 0 in its gradient
+    if math.isinf(d):  # the linear piece is never reached; avoid inf * 0 in its gradient
+        per_position, slope = 0.5 * z * z, z
     else:
-        a = xp.abs(z)
-        loss = xp.where(a < d, 0.5 * z * z, d * (a - 0.5 * d))
+        inside = xp.abs(z) < d
+        per_position = xp.where(inside, 0.5 * z * z, d * (xp.abs(z) - 0.5 * d))
+        slope = xp.where(inside, z, d * xp.sign(z))
     w = _element_weight(fn, weight, x, xp)
-    if w is not None:
-        loss = w * loss
-    return xp.astype(apply_reduction(loss, reduction, xp=xp), out_dtype, copy=False)
+    return _finish_pointwise(
+        fn, per_position, slope, w, reduction, out_dtype, vjp, (input, target), xp,
+        weighted_mean=False,
+    )

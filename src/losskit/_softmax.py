@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import ModuleType
 
 from ._lib import _numerics
-from ._lib._checks import check_floating, normalize_axis
+from ._lib._autodiff import VJP, Result, finish, loss, upstream
+from ._lib._checks import check_floating, normalize_axis, shape_of
 from ._lib._compat import Array, namespace
-from ._lib._numerics import compute_dtype, quiet_floating_point
+from ._lib._numerics import compute_dtype
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
-def _along_axis(
-    fn: str,
-    input: Array,
-    dim: object,
-    body: Callable[[Array, int, ModuleType], Array],
-) -> Array:
-    # Shared plumbing: check, treat 0-d as (1,), compute half precision in float32, cast back.
+def _prepare(fn: str, input: Array, dim: object) -> tuple[ModuleType, Array, int]:
+    # Check, treat a 0-d input as shape (1,), and compute half precision in float32.
     xp = namespace(fn, input=input)
     check_floating(fn, "input", input, xp)
     axis = normalize_axis(fn, dim, input.ndim)
     x = input if input.ndim else xp.reshape(input, (1,))
-    out = body(xp.astype(x, compute_dtype(xp, x.dtype), copy=False), axis, xp)
-    out = xp.astype(out, input.dtype, copy=False)
-    return out if input.ndim else xp.reshape(out, ())
+    return xp, xp.astype(x, compute_dtype(xp, x.dtype), copy=False), axis
 
 
-@quiet_floating_point
-def softmax(input: Array, dim: int = -1) -> Array:
+def _upstream(fn: str, vjp: VJP, input: Array, like: Array, xp: ModuleType) -> Array:
+    # The gradient flowing into an output shaped like the input, in the (1,)-for-0-d layout.
+    return xp.reshape(upstream(fn, vjp, "none", shape_of(input), like, xp), like.shape)
+
+
+@loss()
+def softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Result:
     r"""Softmax along ``dim``: exponentiate and normalise to sum to one.
 
     .. math::
@@ -66,11 +64,17 @@ def softmax(input: Array, dim: int = -1) -> Array:
     >>> lk.softmax(np.array([2.0, 1.0, 0.1])).round(6)
     array([0.659001, 0.242433, 0.098566])
     """
-    return _along_axis("softmax", input, dim, lambda x, a, xp: _numerics.softmax(x, axis=a, xp=xp))
+    xp, x, axis = _prepare("softmax", input, dim)
+    y = _numerics.softmax(x, axis=axis, xp=xp)
+    grads = {}
+    if vjp is not None:
+        g = _upstream("softmax", vjp, input, y, xp)
+        grads[0] = y * (g - xp.sum(g * y, axis=axis, keepdims=True))
+    return finish(xp, xp.reshape(y, shape_of(input)), input.dtype, vjp, grads, (input,))
 
 
-@quiet_floating_point
-def log_softmax(input: Array, dim: int = -1) -> Array:
+@loss()
+def log_softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Result:
     r"""Logarithm of the softmax along ``dim``, computed without forming the softmax.
 
     .. math::
@@ -106,13 +110,19 @@ def log_softmax(input: Array, dim: int = -1) -> Array:
     >>> lk.log_softmax(np.array([1e4, 0.0]))
     array([     0., -10000.])
     """
-    return _along_axis(
-        "log_softmax", input, dim, lambda x, a, xp: _numerics.log_softmax(x, axis=a, xp=xp)
-    )
+    xp, x, axis = _prepare("log_softmax", input, dim)
+    y = _numerics.log_softmax(x, axis=axis, xp=xp)
+    grads = {}
+    if vjp is not None:
+        g = _upstream("log_softmax", vjp, input, y, xp)
+        grads[0] = g - xp.exp(y) * xp.sum(g, axis=axis, keepdims=True)
+    return finish(xp, xp.reshape(y, shape_of(input)), input.dtype, vjp, grads, (input,))
 
 
-@quiet_floating_point
-def logsumexp(input: Array, dim: int = -1, keepdim: bool = False) -> Array:
+@loss()
+def logsumexp(
+    input: Array, dim: int = -1, keepdim: bool = False, *, vjp: VJP | None = None
+) -> Result:
     r"""``log(sum(exp(input)))`` along ``dim``, without overflow.
 
     .. math::
@@ -151,9 +161,14 @@ def logsumexp(input: Array, dim: int = -1, keepdim: bool = False) -> Array:
     if not isinstance(keepdim, bool):
         msg = f"logsumexp: keepdim must be a bool, got {type(keepdim).__name__}"
         raise TypeError(msg)
-    return _along_axis(
-        "logsumexp",
-        input,
-        dim,
-        lambda x, a, xp: _numerics.logsumexp(x, axis=a, keepdims=keepdim or input.ndim == 0, xp=xp),
-    )
+    xp, x, axis = _prepare("logsumexp", input, dim)
+    out = _numerics.logsumexp(x, axis=axis, keepdims=True, xp=xp)
+    if input.ndim == 0:
+        value = xp.reshape(out, ())
+    else:
+        value = out if keepdim else xp.squeeze(out, axis=axis)
+    grads = {}
+    if vjp is not None:
+        g = upstream("logsumexp", vjp, "none", shape_of(value), out, xp)
+        grads[0] = xp.reshape(g, out.shape) * xp.exp(x - out)
+    return finish(xp, value, input.dtype, vjp, grads, (input,))

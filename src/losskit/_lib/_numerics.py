@@ -19,8 +19,10 @@ from ._blocked import for_each_block
 from ._compat import Array, device, is_numpy
 
 __all__ = [
+    "SoftmaxGrad",
     "SoftmaxStats",
     "abs_sign0",
+    "along_axis",
     "binary_logit_loss",
     "compute_dtype",
     "log_sigmoid",
@@ -29,6 +31,8 @@ __all__ = [
     "quiet_floating_point",
     "softmax",
     "softmax_stats",
+    "subtract_at_class",
+    "sum_to_shape",
     "take_class",
     "xlogy",
 ]
@@ -154,6 +158,19 @@ def softmax(x: Array, *, axis: int, xp: ModuleType) -> Array:
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
+class SoftmaxGrad(NamedTuple):
+    """Ask :func:`softmax_stats` for ``row_scale * softmax(x) - row_shift * shift`` as well.
+
+    ``row_scale`` and ``row_shift`` hold one number per position (shaped like ``x`` without
+    the class axis), ``shift`` one per class. This is the gradient of every softmax
+    cross-entropy up to a term at the target class.
+    """
+
+    row_scale: Array
+    row_shift: Array | None = None
+    shift: Array | None = None
+
+
 class SoftmaxStats(NamedTuple):
     """Per-position statistics of ``x`` along its class axis, relative to the row maximum ``m``.
 
@@ -166,11 +183,21 @@ class SoftmaxStats(NamedTuple):
     dot
         ``sum_c coef_c * (x_c - m)`` for the requested per-class coefficients (``None``
         when none were given).
+    grad
+        The array a :class:`SoftmaxGrad` asked for, shaped like ``x`` (else ``None``).
     """
 
     log_norm: Array
     picked: Array | None
     dot: Array | None
+    grad: Array | None = None
+
+
+def along_axis(v: Array, axis: int, ndim: int, xp: ModuleType) -> Array:
+    """A per-class vector shaped to broadcast along ``axis`` of an ``ndim``-dimensional array."""
+    shape = [1] * ndim
+    shape[axis] = v.shape[0]
+    return xp.reshape(v, tuple(shape))
 
 
 def softmax_stats(
@@ -180,6 +207,7 @@ def softmax_stats(
     xp: ModuleType,
     index: Array | None = None,
     coef: Array | None = None,
+    grad: SoftmaxGrad | None = None,
 ) -> SoftmaxStats:
     """Compute :class:`SoftmaxStats` of ``x`` along ``axis``.
 
@@ -193,29 +221,40 @@ def softmax_stats(
         Integer class indices shaped like ``x`` without the class axis, all within range.
     coef
         Per-class coefficients, shape ``(C,)``.
+    grad
+        Also compute the scaled softmax it describes, in the same pass.
 
-    Everything returned is shaped like ``x`` without the class axis. Working relative to the
-    maximum keeps every term finite for finite logits, and ``(x_y - m) - log_norm`` keeps full
-    precision even when ``x`` is huge (``[1e38, 1e38, 0]``).
+    Everything but ``grad`` is shaped like ``x`` without the class axis. Working relative to
+    the maximum keeps every term finite for finite logits, and ``(x_y - m) - log_norm`` keeps
+    full precision even when ``x`` is huge (``[1e38, 1e38, 0]``).
     """
     if is_numpy(x):
-        return _softmax_stats_numpy(x, axis=axis, index=index, coef=coef)
+        return _softmax_stats_numpy(x, axis=axis, index=index, coef=coef, grad=grad)
     t = x - xp.max(x, axis=axis, keepdims=True)
-    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis))
+    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     picked = None
     if index is not None:
         gathered = xp.take_along_axis(t, xp.expand_dims(index, axis=axis), axis=axis)
         picked = xp.squeeze(gathered, axis=axis)
     dot = None
     if coef is not None:
-        shape = [1] * x.ndim
-        shape[axis] = x.shape[axis]
-        dot = xp.sum(t * xp.reshape(coef, tuple(shape)), axis=axis)
-    return SoftmaxStats(log_norm, picked, dot)
+        dot = xp.sum(t * along_axis(coef, axis, x.ndim, xp), axis=axis)
+    out = None
+    if grad is not None:
+        out = xp.expand_dims(grad.row_scale, axis=axis) * xp.exp(t - log_norm)
+        if grad.row_shift is not None:
+            shift = along_axis(grad.shift, axis, x.ndim, xp)
+            out = out - xp.expand_dims(grad.row_shift, axis=axis) * shift
+    return SoftmaxStats(xp.squeeze(log_norm, axis=axis), picked, dot, out)
 
 
 def _softmax_stats_numpy(
-    x: np.ndarray, *, axis: int, index: np.ndarray | None, coef: np.ndarray | None
+    x: np.ndarray,
+    *,
+    axis: int,
+    index: np.ndarray | None,
+    coef: np.ndarray | None,
+    grad: SoftmaxGrad | None,
 ) -> SoftmaxStats:
     rows_view = np.moveaxis(x, axis, -1)
     out_shape = rows_view.shape[:-1]
@@ -226,26 +265,66 @@ def _softmax_stats_numpy(
     picked = None if index is None else np.empty(n, dtype=x.dtype)
     dot = None if coef is None else np.empty(n, dtype=x.dtype)
     flat_index = None if index is None else index.reshape(-1)
+    out = None if grad is None else np.empty_like(rows)
+    if grad is not None:
+        scale = np.broadcast_to(grad.row_scale, out_shape).reshape(-1)
+        shift = None if grad.row_shift is None else np.broadcast_to(grad.row_shift, out_shape).reshape(-1)
 
     def kernel(start: int, stop: int, scratch: np.ndarray) -> None:
         block = rows[start:stop]
-        t = scratch[: stop - start]
+        # With a gradient to fill, its own rows are the workspace: one pass writes them.
+        t = scratch[: stop - start] if out is None else out[start:stop]
         np.subtract(block, block.max(axis=1, keepdims=True), out=t)
         if picked is not None:
             picked[start:stop] = t[np.arange(stop - start), flat_index[start:stop]]
         if dot is not None:
             np.matmul(t, coef, out=dot[start:stop])
         np.exp(t, out=t)
-        np.log(t.sum(axis=1), out=log_norm[start:stop])
+        total = t.sum(axis=1)
+        np.log(total, out=log_norm[start:stop])
+        if out is not None:
+            np.multiply(t, (scale[start:stop] / total)[:, None], out=t)
+            if shift is not None:
+                t -= np.multiply.outer(shift[start:stop], grad.shift)
 
     for_each_block(n, num_classes, kernel, scratch_dtype=x.dtype)
     return SoftmaxStats(
         log_norm.reshape(out_shape),
         None if picked is None else picked.reshape(out_shape),
         None if dot is None else dot.reshape(out_shape),
+        None if out is None else np.moveaxis(out.reshape(rows_view.shape), -1, axis),
     )
+
+
+def subtract_at_class(g: Array, index: Array, values: Array, *, axis: int, xp: ModuleType) -> Array:
+    """``g`` with ``values`` subtracted at each position's class ``index`` along ``axis``.
+
+    NumPy arrays are updated in place (``g`` is a fresh gradient); other libraries get a new
+    array, so autograd and tracing see only pure operations.
+    """
+    expanded = xp.expand_dims(index, axis=axis)
+    v = xp.expand_dims(values, axis=axis)
+    if is_numpy(g):
+        current = np.take_along_axis(g, expanded, axis=axis)
+        np.put_along_axis(g, expanded, current - v, axis=axis)
+        return g
+    classes = along_axis(xp.arange(g.shape[axis], device=device(g)), axis, g.ndim, xp)
+    return xp.where(classes == expanded, g - v, g)
 
 
 def take_class(values: Array, index: Array, *, xp: ModuleType) -> Array:
     """``values[index]`` for a per-class vector ``values`` and integer ``index`` of any shape."""
     return xp.reshape(xp.take(values, xp.reshape(index, (-1,)), axis=0), index.shape)
+
+
+def sum_to_shape(g: Array, shape: tuple[int, ...], *, xp: ModuleType) -> Array:
+    """Sum ``g`` over the axes along which an array of ``shape`` was broadcast to ``g``'s.
+
+    The adjoint of broadcasting: the gradient of a ``(C,)`` prior used for every row of an
+    ``(N, C)`` batch is the sum over the rows.
+    """
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + k for k, n in enumerate(shape) if n == 1 and g.shape[lead + k] != 1
+    )
+    return xp.reshape(xp.sum(g, axis=axes), shape) if axes else g

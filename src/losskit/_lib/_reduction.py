@@ -17,7 +17,13 @@ from types import ModuleType
 
 from ._compat import Array, size
 
-__all__ = ["REDUCTIONS", "apply_reduction", "reduce_class_positions", "resolve_reduction"]
+__all__ = [
+    "REDUCTIONS",
+    "apply_reduction",
+    "class_denominator",
+    "reduce_class_positions",
+    "resolve_reduction",
+]
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -79,26 +85,27 @@ def apply_reduction(
     return total / (size(loss) if denominator is None else denominator)
 
 
-def reduce_class_positions(
-    loss: Array,
-    reduction: str,
-    *,
-    valid: Array,
-    target_weight: Array | None,
-    xp: ModuleType,
+def class_denominator(
+    valid: Array, target_weight: Array | None, *, dtype: object, xp: ModuleType
 ) -> Array:
-    """Reduce a class-index loss whose positions may be ignored or weighted.
+    """The ``"mean"`` denominator of a class-index loss: ``sum_i valid_i * w[y_i]``.
 
-    ``loss`` must already include the class weight of each position's target,
-    ``target_weight`` (``w[y_i]``, or ``None`` for unweighted). Ignored positions become exactly
-    0, and ``"mean"`` divides by ``sum_i valid_i * w[y_i]``: the weighted mean of PyTorch's
-    ``cross_entropy`` and ``nll_loss``, which is the number of non-ignored positions when
-    there are no weights (so an all-ignored batch gives NaN).
+    That is PyTorch's weighted mean for ``cross_entropy`` and ``nll_loss``: the number of
+    non-ignored positions when there are no class weights, so an all-ignored batch gives
+    0 / 0 = NaN.
     """
-    zeros = xp.zeros_like(loss)
-    loss = xp.where(valid, loss, zeros)
-    denominator = None
-    if reduction == "mean":
-        counted = xp.ones_like(loss) if target_weight is None else target_weight
-        denominator = xp.sum(xp.where(valid, counted, zeros))
+    counted = xp.astype(valid, dtype)
+    if target_weight is not None:
+        counted = counted * target_weight
+    return xp.sum(counted)
+
+
+def reduce_class_positions(
+    loss: Array, reduction: str, *, valid: Array, denominator: Array | None, xp: ModuleType
+) -> Array:
+    """Zero the ignored positions of a class-index loss and reduce it.
+
+    ``denominator`` (from :func:`class_denominator`) divides the sum for ``"mean"``.
+    """
+    loss = xp.where(valid, loss, xp.zeros_like(loss))
     return apply_reduction(loss, reduction, xp=xp, denominator=denominator)
