@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import losskit as lk
 from losskit._lib import _blocked
-from losskit._lib._numerics import softmax_stats
+from losskit._lib._numerics import SoftmaxGrad, softmax_stats
 
 SHAPES = [(1, 1), (3, 7), (5, 70_000), (700, 1_000), (2_000, 3)]
 
@@ -26,8 +26,16 @@ def test_blocked_kernel_equals_generic_path(shape: tuple[int, int], dtype: type)
     x = (5 * rng.standard_normal(shape)).astype(dtype)
     index = rng.integers(0, shape[1], shape[0])
     coef = rng.random(shape[1]).astype(dtype)
-    blocked = softmax_stats(x, axis=1, xp=np, index=index, coef=coef)
-    generic = softmax_stats(xs.asarray(x), axis=1, xp=xs, index=xs.asarray(index), coef=xs.asarray(coef))
+    scale, shift = rng.random(shape[0]).astype(dtype), rng.random(shape[0]).astype(dtype)
+    blocked = softmax_stats(x, axis=1, xp=np, index=index, coef=coef, grad=SoftmaxGrad(scale, shift, coef))
+    generic = softmax_stats(
+        xs.asarray(x),
+        axis=1,
+        xp=xs,
+        index=xs.asarray(index),
+        coef=xs.asarray(coef),
+        grad=SoftmaxGrad(xs.asarray(scale), xs.asarray(shift), xs.asarray(coef)),
+    )
     rtol = 1e-12 if dtype == np.float64 else 2e-5
     for ours, reference in zip(blocked, generic):
         assert ours.dtype == dtype
