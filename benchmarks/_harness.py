@@ -98,3 +98,27 @@ def append_rows(name: str, rows: list[dict[str, Any]]) -> Path:
             writer.writeheader()
         writer.writerows(full)
     return path
+
+
+def report(
+    shape: tuple[int, ...], measured: dict[str, tuple[float, int]], *, baseline: str, unit: tuple[str, int]
+) -> list[dict[str, Any]]:
+    """Print times as ratios to ``baseline`` and peaks as multiples of ``unit`` (name, bytes);
+    return the CSV rows."""
+    unit_name, unit_bytes = unit
+    print(f"{'provider':<10}{'time [ms]':>12}{'vs ' + baseline:>12}{'peak extra [MiB]':>18}{'/ ' + unit_name:>12}")
+    rows = []
+    for name, (seconds, peak) in measured.items():
+        ratio, share = seconds / measured[baseline][0], peak / unit_bytes
+        print(f"{name:<10}{seconds * 1e3:>12.1f}{ratio:>11.2f}x{peak / MIB:>18.1f}{share:>12.4f}")
+        rows.append(
+            {
+                "shape": "x".join(map(str, shape)),
+                "provider": name,
+                "median_s": f"{seconds:.5f}",
+                f"ratio_to_{baseline}": f"{ratio:.3f}",
+                "peak_extra_mib": f"{peak / MIB:.1f}",
+                f"peak_extra_over_{unit_name}": f"{share:.4f}",
+            }
+        )
+    return rows

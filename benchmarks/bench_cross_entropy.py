@@ -18,7 +18,7 @@ import numpy as np
 import scipy.special
 import torch
 import torch.nn.functional as F
-from _harness import MIB, append_rows, fixed_mmap_threshold, median_seconds, peak_extra_bytes
+from _harness import MIB, append_rows, fixed_mmap_threshold, median_seconds, peak_extra_bytes, report
 
 import losskit as lk
 
@@ -53,23 +53,9 @@ def main() -> None:
         spread = max(values.values()) - min(values.values())
         assert spread < 1e-4 * abs(values["torch"]), values
         measured = {name: (median_seconds(call, repeats), peak_extra_bytes(call)) for name, call in calls.items()}
-        torch_time = measured["torch"][0]
         print(f"\n(N, C) = ({n}, {c}) float32, logits {logits_bytes / MIB:.0f} MiB, loss {values['torch']:.6f}")
-        print(f"{'provider':<10}{'time [ms]':>12}{'vs torch':>10}{'peak extra [MiB]':>18}{'/ logits':>10}")
-        for name, (seconds, peak) in measured.items():
-            ratio, share = seconds / torch_time, peak / logits_bytes
-            print(f"{name:<10}{seconds * 1e3:>12.1f}{ratio:>9.2f}x{peak / MIB:>18.1f}{share:>10.3f}")
-            rows.append(
-                {
-                    "shape": f"{n}x{c}",
-                    "provider": name,
-                    "median_s": f"{seconds:.5f}",
-                    "ratio_to_torch": f"{ratio:.3f}",
-                    "peak_extra_mib": f"{peak / MIB:.1f}",
-                    "peak_extra_over_logits": f"{share:.4f}",
-                    "threads": torch.get_num_threads(),
-                }
-            )
+        for row in report((n, c), measured, baseline="torch", unit=("logits", logits_bytes)):
+            rows.append({**row, "threads": torch.get_num_threads()})
     path = append_rows("cross_entropy", rows)
     print(f"\nappended to {path}", file=sys.stderr)
 
