@@ -14,20 +14,15 @@ from ._lib._checks import (
     shape_of,
     unit_number,
 )
-from ._lib._compat import Array, device, namespace
-from ._lib._numerics import (
-    SoftmaxGrad,
-    compute_dtype,
-    softmax_stats,
-    subtract_at_class,
-    take_class,
-)
+from ._lib._compat import Array, namespace
+from ._lib._numerics import compute_dtype, subtract_at_class, take_class
 from ._lib._reduction import (
     apply_reduction,
     class_denominator,
     reduce_class_positions,
     resolve_reduction,
 )
+from ._lib._softmax_ce import ClassCrossEntropy
 
 __all__ = ["cross_entropy", "nll_loss", "softmax_entropy"]
 
@@ -138,40 +133,23 @@ def cross_entropy(
         raise ValueError(msg)
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
     classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
-    num_classes = classes.num_classes
-    w = check_class_weight(fn, "weight", weight, num_classes, xp, dtype=x.dtype, like=x)
+    w = check_class_weight(fn, "weight", weight, classes.num_classes, xp, dtype=x.dtype, like=x)
     target_weight = None if w is None else take_class(w, classes.index, xp=xp)
-    coef = None
-    if smoothing > 0:
-        coef = xp.ones(num_classes, dtype=x.dtype, device=device(x)) if w is None else w
+    terms = ClassCrossEntropy(classes.num_classes, target_weight, w, smoothing)
     denominator = None
     if reduction == "mean":
         denominator = class_denominator(classes.valid, target_weight, dtype=x.dtype, xp=xp)
-    request = None
+    u = None
     if vjp is not None:
-        # d loss_i / d x_i = a_i softmax(x_i) - b_i onehot(y_i) - (eps / C) u_i coef, with
-        # b_i = u_i (1 - eps) w_y and a_i = b_i + (eps / C) u_i sum(coef).
         g = upstream(fn, vjp, reduction, shape_of(classes.index), x, xp, denominator=denominator)
         u = xp.where(classes.valid, g, xp.zeros_like(g))
-        at_target = (1 - smoothing) * (u if target_weight is None else u * target_weight)
-        request = SoftmaxGrad(at_target)
-        if coef is not None:
-            spread = u * (smoothing / num_classes)
-            request = SoftmaxGrad(at_target + spread * xp.sum(coef), spread, coef)
-    stats = softmax_stats(x, axis=axis, xp=xp, index=classes.index, coef=coef, grad=request)
-    per_position = stats.log_norm - stats.picked  # -log p_y
-    if target_weight is not None:
-        per_position = target_weight * per_position
-    if coef is not None:
-        # sum_c w_c (-log p_c) = sum_c w_c (log_norm - (x_c - m)) = W log_norm - dot
-        uniform = (xp.sum(coef) * stats.log_norm - stats.dot) / num_classes
-        per_position = (1 - smoothing) * per_position + smoothing * uniform
+    stats, at_target = terms.stats(x, classes.index, axis=axis, xp=xp, upstream=u)
     value = reduce_class_positions(
-        per_position, reduction, valid=classes.valid, denominator=denominator, xp=xp
+        terms.per_position(stats, xp), reduction, valid=classes.valid, denominator=denominator, xp=xp
     )
     grads = {}
     if vjp is not None:
-        grads[0] = subtract_at_class(stats.grad, classes.index, at_target, axis=axis, xp=xp)
+        grads[0] = terms.gradient(stats, classes.index, at_target, axis=axis, xp=xp)
     return finish(xp, value, input.dtype, vjp, grads, (input, target))
 
 

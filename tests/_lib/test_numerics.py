@@ -27,14 +27,17 @@ def test_blocked_kernel_equals_generic_path(shape: tuple[int, int], dtype: type)
     index = rng.integers(0, shape[1], shape[0])
     coef = rng.random(shape[1]).astype(dtype)
     scale, shift = rng.random(shape[0]).astype(dtype), rng.random(shape[0]).astype(dtype)
-    blocked = softmax_stats(x, axis=1, xp=np, index=index, coef=coef, grad=SoftmaxGrad(scale, shift, coef))
+    blocked = softmax_stats(
+        x, axis=1, xp=np, index=index, coef=coef, grad=SoftmaxGrad(scale, shift, coef, lse_scale=shift), entropy=True
+    )
     generic = softmax_stats(
         xs.asarray(x),
         axis=1,
         xp=xs,
         index=xs.asarray(index),
         coef=xs.asarray(coef),
-        grad=SoftmaxGrad(xs.asarray(scale), xs.asarray(shift), xs.asarray(coef)),
+        grad=SoftmaxGrad(xs.asarray(scale), xs.asarray(shift), xs.asarray(coef), lse_scale=xs.asarray(shift)),
+        entropy=True,
     )
     rtol = 1e-12 if dtype == np.float64 else 2e-5
     for ours, reference in zip(blocked, generic):
@@ -92,3 +95,19 @@ def test_a_forked_child_builds_its_own_pool() -> None:
     done = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout) == pytest.approx(np.log(1_000), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_transposed_matrix_is_read_and_written_in_place(dtype: type) -> None:
+    # Classes along axis 0 of a C-contiguous (V, N) matrix: rows are strided, and the
+    # gradient is written back into the same memory.
+    rng = np.random.default_rng(3)
+    x = (3 * rng.standard_normal((300, 50))).astype(dtype)
+    index = rng.integers(0, 300, 50)
+    expected = softmax_stats(np.ascontiguousarray(x.T), axis=1, xp=np, index=index, grad=SoftmaxGrad(np.ones(50, dtype)))
+    work = x.copy()
+    got = softmax_stats(work, axis=0, xp=np, index=index, grad=SoftmaxGrad(np.ones(50, dtype), out=work))
+    assert np.shares_memory(got.grad, work)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(got.grad, expected.grad.T, rtol=rtol)
+    np.testing.assert_allclose(got.log_norm, expected.log_norm, rtol=rtol)

@@ -65,16 +65,20 @@ def for_each_block(
     kernel: Callable[[int, int, np.ndarray], None],
     *,
     scratch_dtype: np.dtype,
+    min_rows: int = 1,
 ) -> None:
     """Call ``kernel(start, stop, scratch)`` over consecutive row blocks covering ``n_rows``.
 
     ``scratch`` is a C-contiguous ``(rows_per_block, row_elements)`` buffer owned by the
     calling thread; kernels write disjoint row ranges of their outputs, so blocks may run
-    concurrently.
+    concurrently. ``min_rows`` raises the rows per block above what fits the cache budget:
+    rows that are not contiguous in memory (a transposed matrix) are read a cache line, 16
+    float32 values, at a time, so blocks of 16 rows use every byte they load.
     """
     if n_rows == 0:
         return
-    rows = max(1, min(n_rows, BLOCK_ELEMENTS // max(row_elements, 1)))
+    rows = max(min_rows, min(n_rows, BLOCK_ELEMENTS // max(row_elements, 1)))
+    rows = min(rows, n_rows)
     starts = range(0, n_rows, rows)
     workers = min(num_threads(), len(starts))
     if workers == 1 or n_rows * row_elements < PARALLEL_THRESHOLD:

@@ -24,6 +24,7 @@ __all__ = [
     "check_in_unit_interval",
     "check_same_shape",
     "class_axis",
+    "class_index_message",
     "class_index_target",
     "normalize_axis",
     "number",
@@ -167,12 +168,16 @@ def class_index_target(
         low, high = concrete_float(xp.min(index)), concrete_float(xp.max(index))
         if low is not None and high is not None and (low < 0 or high >= num_classes):
             bad = int(low) if low < 0 else int(high)
-            msg = (
-                f"{fn}: target contains class index {bad}, but input has {num_classes} "
-                f"classes (valid: 0..{num_classes - 1}, or ignore_index={ignore_index})"
-            )
-            raise TargetIndexError(msg)
+            raise TargetIndexError(class_index_message(fn, bad, num_classes, ignore_index))
     return ClassTarget(num_classes, index, valid)
+
+
+def class_index_message(fn: str, bad: int, num_classes: int, ignore_index: object) -> str:
+    """The message for a class index outside ``0..C-1`` that is not ``ignore_index``."""
+    return (
+        f"{fn}: target contains class index {bad}, but input has {num_classes} classes "
+        f"(valid: 0..{num_classes - 1}, or ignore_index={ignore_index})"
+    )
 
 
 def check_class_weight(

@@ -169,6 +169,8 @@ class SoftmaxGrad(NamedTuple):
     row_scale: Array
     row_shift: Array | None = None
     shift: Array | None = None
+    lse_scale: Array | None = None  # adds lse_scale * logsumexp(x) to row_scale (z-loss)
+    out: Array | None = None  # NumPy only: the array to fill, which may be ``x`` itself
 
 
 class SoftmaxStats(NamedTuple):
@@ -183,14 +185,20 @@ class SoftmaxStats(NamedTuple):
     dot
         ``sum_c coef_c * (x_c - m)`` for the requested per-class coefficients (``None``
         when none were given).
+    row_max
+        ``m`` itself, so ``logsumexp(x) = m + log_norm``.
     grad
         The array a :class:`SoftmaxGrad` asked for, shaped like ``x`` (else ``None``).
+    entropy
+        The entropy of ``softmax(x)`` when requested (else ``None``).
     """
 
     log_norm: Array
     picked: Array | None
     dot: Array | None
+    row_max: Array
     grad: Array | None = None
+    entropy: Array | None = None
 
 
 def along_axis(v: Array, axis: int, ndim: int, xp: ModuleType) -> Array:
@@ -208,6 +216,7 @@ def softmax_stats(
     index: Array | None = None,
     coef: Array | None = None,
     grad: SoftmaxGrad | None = None,
+    entropy: bool = False,
 ) -> SoftmaxStats:
     """Compute :class:`SoftmaxStats` of ``x`` along ``axis``.
 
@@ -223,14 +232,17 @@ def softmax_stats(
         Per-class coefficients, shape ``(C,)``.
     grad
         Also compute the scaled softmax it describes, in the same pass.
+    entropy
+        Also compute the entropy of the softmax, in the same pass.
 
     Everything but ``grad`` is shaped like ``x`` without the class axis. Working relative to
     the maximum keeps every term finite for finite logits, and ``(x_y - m) - log_norm`` keeps
     full precision even when ``x`` is huge (``[1e38, 1e38, 0]``).
     """
     if is_numpy(x):
-        return _softmax_stats_numpy(x, axis=axis, index=index, coef=coef, grad=grad)
-    t = x - xp.max(x, axis=axis, keepdims=True)
+        return _softmax_stats_numpy(x, axis=axis, index=index, coef=coef, grad=grad, entropy=entropy)
+    row_max = xp.max(x, axis=axis, keepdims=True)
+    t = x - row_max
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     picked = None
     if index is not None:
@@ -241,11 +253,18 @@ def softmax_stats(
         dot = xp.sum(t * along_axis(coef, axis, x.ndim, xp), axis=axis)
     out = None
     if grad is not None:
-        out = xp.expand_dims(grad.row_scale, axis=axis) * xp.exp(t - log_norm)
+        scale = grad.row_scale
+        if grad.lse_scale is not None:
+            scale = scale + grad.lse_scale * xp.squeeze(row_max + log_norm, axis=axis)
+        out = xp.expand_dims(scale, axis=axis) * xp.exp(t - log_norm)
         if grad.row_shift is not None:
             shift = along_axis(grad.shift, axis, x.ndim, xp)
             out = out - xp.expand_dims(grad.row_shift, axis=axis) * shift
-    return SoftmaxStats(xp.squeeze(log_norm, axis=axis), picked, dot, out)
+    squeeze = functools.partial(xp.squeeze, axis=axis)
+    ent = None
+    if entropy:  # H = log_norm - sum_c p_c (x_c - m)
+        ent = squeeze(log_norm) - xp.sum(xp.exp(t - log_norm) * t, axis=axis)
+    return SoftmaxStats(squeeze(log_norm), picked, dot, squeeze(row_max), out, ent)
 
 
 def _softmax_stats_numpy(
@@ -255,6 +274,7 @@ def _softmax_stats_numpy(
     index: np.ndarray | None,
     coef: np.ndarray | None,
     grad: SoftmaxGrad | None,
+    entropy: bool,
 ) -> SoftmaxStats:
     rows_view = np.moveaxis(x, axis, -1)
     out_shape = rows_view.shape[:-1]
@@ -262,37 +282,69 @@ def _softmax_stats_numpy(
     rows = rows_view.reshape(-1, num_classes)  # a view for channel-last data, else one copy
     n = rows.shape[0]
     log_norm = np.empty(n, dtype=x.dtype)
+    row_max = np.empty(n, dtype=x.dtype)
     picked = None if index is None else np.empty(n, dtype=x.dtype)
     dot = None if coef is None else np.empty(n, dtype=x.dtype)
     flat_index = None if index is None else index.reshape(-1)
-    out = None if grad is None else np.empty_like(rows)
+    ent = np.empty(n, dtype=x.dtype) if entropy else None
+    out = None
     if grad is not None:
-        scale = np.broadcast_to(grad.row_scale, out_shape).reshape(-1)
-        shift = None if grad.row_shift is None else np.broadcast_to(grad.row_shift, out_shape).reshape(-1)
+        if grad.out is None:
+            out = np.empty_like(rows)
+        else:  # laid out like x, and written through: it must be a view, never a copy
+            out = np.moveaxis(grad.out, axis, -1).reshape(rows.shape)
+            if not np.shares_memory(out, grad.out):
+                msg = "softmax_stats: grad.out must be viewable as rows of x without a copy"
+                raise ValueError(msg)
+
+        def per_row(a: Array | None) -> np.ndarray | None:
+            return None if a is None else np.broadcast_to(a, out_shape).reshape(-1)
+
+        scale, shift, lse_scale = per_row(grad.row_scale), per_row(grad.row_shift), per_row(grad.lse_scale)
+
+    # With a gradient to fill, its own rows are the workspace, and one pass writes them, unless
+    # they are not contiguous (a transposed matrix): then the scratch is, and gets copied over.
+    contiguous_rows = rows.strides[-1] == rows.itemsize
 
     def kernel(start: int, stop: int, scratch: np.ndarray) -> None:
         block = rows[start:stop]
-        # With a gradient to fill, its own rows are the workspace: one pass writes them.
-        t = scratch[: stop - start] if out is None else out[start:stop]
-        np.subtract(block, block.max(axis=1, keepdims=True), out=t)
+        in_place = out is not None and contiguous_rows
+        t = out[start:stop] if in_place else scratch[: stop - start]
+        m = np.max(block, axis=1, out=row_max[start:stop])
+        np.subtract(block, m[:, None], out=t)
         if picked is not None:
             picked[start:stop] = t[np.arange(stop - start), flat_index[start:stop]]
         if dot is not None:
             np.matmul(t, coef, out=dot[start:stop])
-        np.exp(t, out=t)
+        if ent is None:
+            np.exp(t, out=t)
+        else:  # sum_c e_c t_c needs t and exp(t) side by side: one extra pass, on request
+            e = np.exp(t, out=scratch[: stop - start]) if in_place else np.exp(t)
+            ent[start:stop] = np.einsum("ij,ij->i", e, t)
+            t[...] = e
         total = t.sum(axis=1)
-        np.log(total, out=log_norm[start:stop])
-        if out is not None:
-            np.multiply(t, (scale[start:stop] / total)[:, None], out=t)
+        lognorm = np.log(total, out=log_norm[start:stop])
+        if ent is not None:
+            ent[start:stop] = lognorm - ent[start:stop] / total
+        if out is not None:  # the gradient rows
+            row_scale = scale[start:stop]
+            if lse_scale is not None:
+                row_scale = row_scale + lse_scale[start:stop] * (m + lognorm)
+            np.multiply(t, (row_scale / total)[:, None], out=t)
             if shift is not None:
                 t -= np.multiply.outer(shift[start:stop], grad.shift)
+            if not in_place:
+                out[start:stop] = t
 
-    for_each_block(n, num_classes, kernel, scratch_dtype=x.dtype)
+    min_rows = 1 if contiguous_rows else 16
+    for_each_block(n, num_classes, kernel, scratch_dtype=x.dtype, min_rows=min_rows)
     return SoftmaxStats(
         log_norm.reshape(out_shape),
         None if picked is None else picked.reshape(out_shape),
         None if dot is None else dot.reshape(out_shape),
+        row_max.reshape(out_shape),
         None if out is None else np.moveaxis(out.reshape(rows_view.shape), -1, axis),
+        None if ent is None else ent.reshape(out_shape),
     )
 
 
