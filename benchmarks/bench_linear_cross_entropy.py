@@ -1,0 +1,103 @@
+"""Linear + cross-entropy, forward and backward, on the CPU: losskit against PyTorch's paths.
+
+Providers, side by side in this process on the same float32 data (hidden states X of shape
+(N, H) and a head W of shape (V, H), both requiring gradients):
+
+* ``losskit``        ``losskit.torch.linear_cross_entropy(X, W, y)``
+* ``torch_eager``    ``F.cross_entropy(X @ W.T, y)``
+* ``torch_chunked``  ``F.linear_cross_entropy(X, W, y, options=LinearCrossEntropyOptions())``
+* ``torch_compile``  ``torch.compile`` of the eager path
+* ``floor``          the three matrix products alone (``X W^T``, ``G W``, ``G^T X``) into
+                     preallocated outputs: no loss at all, the work every provider must do
+
+Runs are interleaved (one call of each provider per round) and each provider's median over
+the rounds is reported as a ratio to the floor, with its peak memory beyond the inputs.
+Results are appended to ``results/linear_cross_entropy.csv``.
+
+    python benchmarks/bench_linear_cross_entropy.py [--quick] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from _harness import MIB, append_rows, fixed_mmap_threshold, peak_extra_bytes, report
+
+from losskit.torch import linear_cross_entropy
+
+SHAPES = [(4096, 1024, 32768), (2048, 1024, 128256)]
+
+
+def providers(n: int, h: int, v: int) -> dict[str, Callable[[], object]]:
+    torch.manual_seed(0)
+    x = torch.randn(n, h).requires_grad_(True)
+    w = (torch.randn(v, h) / h**0.5).requires_grad_(True)
+    y = torch.randint(0, v, (n,))
+    z_out, dx_out, dw_out = torch.empty(n, v), torch.empty(n, h), torch.empty(v, h)
+
+    def floor() -> None:
+        with torch.no_grad():
+            torch.mm(x, w.t(), out=z_out)
+            torch.mm(z_out, w, out=dx_out)
+            torch.mm(z_out.t(), x, out=dw_out)
+
+    def training_step(loss_fn: Callable[[], torch.Tensor]) -> Callable[[], tuple]:
+        def step() -> tuple:
+            x.grad = w.grad = None
+            loss_fn().backward()
+            return x.grad, w.grad
+
+        return step
+
+    eager = lambda: F.cross_entropy(x @ w.t(), y)  # noqa: E731
+    compiled = torch.compile(eager)
+    chunked_options = torch.nn.LinearCrossEntropyOptions()
+    calls = {
+        "floor": floor,
+        "losskit": training_step(lambda: linear_cross_entropy(x, w, y)),
+        "torch_eager": training_step(eager),
+        "torch_chunked": training_step(lambda: F.linear_cross_entropy(x, w, y, options=chunked_options)),
+        "torch_compile": training_step(compiled),
+    }
+    for call in calls.values():  # warm up (and compile)
+        call()
+    # The buffers of the floor are part of its setup, not of its work.
+    calls["floor"].memory_baseline = z_out.nbytes + dx_out.nbytes + dw_out.nbytes  # type: ignore[attr-defined]
+    return calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one small shape, for a smoke run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
+    args = parser.parse_args()
+    shapes = [(512, 256, 4096)] if args.quick else SHAPES
+    rows = []
+    for n, h, v in shapes:
+        calls = providers(n, h, v)
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(args.rounds):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+        measured = {}
+        for name, call in calls.items():
+            peak = peak_extra_bytes(call) + getattr(call, "memory_baseline", 0)
+            measured[name] = (statistics.median(times[name]), peak)
+        print(f"\n(N, H, V) = ({n}, {h}, {v}) float32, forward + backward, {torch.get_num_threads()} threads")
+        logits = n * v * 4
+        for row in report((n, h, v), measured, baseline="floor", unit=("logits", logits)):
+            rows.append({**row, "rounds": args.rounds, "threads": torch.get_num_threads()})
+    print(f"\nappended to {append_rows('linear_cross_entropy', rows)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    fixed_mmap_threshold()
+    main()

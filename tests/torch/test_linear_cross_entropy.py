@@ -1,0 +1,289 @@
+"""losskit.torch.linear_cross_entropy against cross-entropy of materialised logits in float64,
+against PyTorch's own F.linear_cross_entropy, across chunk sizes, in bfloat16, and with an
+allocation monitor proving the N x V logits never exist."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _support import assert_close
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import losskit as lk
+import losskit.torch._linear_cross_entropy as lce_module
+from losskit.torch import linear_cross_entropy
+
+
+def reference(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    linear_bias: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    logit_scale: float = 1.0,
+    shift: bool = False,
+) -> torch.Tensor:
+    """The definition, on materialised logits (and 0, not NaN, for an all-ignored mean)."""
+    if shift:
+        x, y = x[..., :-1, :], y[..., 1:]
+    z = x @ w.T if linear_bias is None else x @ w.T + linear_bias
+    z = z * logit_scale
+    if softcap is not None:
+        z = softcap * torch.tanh(z / softcap)
+    z2, y2 = z.reshape(-1, w.shape[0]), y.reshape(-1)
+    ce = F.cross_entropy(z2, y2, weight, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing)
+    valid = y2 != ignore_index
+    ce = ce + z_loss * torch.logsumexp(z2, 1) ** 2 * valid
+    if reduction == "none":
+        return ce.reshape(y.shape)
+    if reduction == "sum":
+        return ce.sum()
+    counted = valid.to(z.dtype) if weight is None else weight[torch.where(valid, y2, 0)] * valid
+    total = counted.sum()
+    return ce.sum() / total if total > 0 else ce.sum() * 0
+
+
+CONFIGS = {
+    "plain": {},
+    "bias": {"bias": True},
+    "weight+smoothing": {"weight": True, "label_smoothing": 0.3},
+    "softcap": {"softcap": 2.0, "logit_scale": 1.7},
+    "z_loss": {"z_loss": 1e-2, "bias": True},
+    "shift": {"shift": True, "label_smoothing": 0.1},
+    "everything": {"bias": True, "weight": True, "label_smoothing": 0.2, "z_loss": 1e-3, "softcap": 3.0, "logit_scale": 0.5, "shift": True},
+}
+SHAPES = {"N=13,V=7": ((13,), 8, 7), "B=3,T=5,V=1": ((3, 5), 4, 1), "N=64,V=97": ((64,), 16, 97), "B=2,T=9,V=31": ((2, 9), 6, 31)}
+IGNORED = {"0%": 0.0, "20%": 0.2, "100%": 1.0}
+
+
+def _problem(shape: tuple, h: int, v: int, config: dict, ignored: float, ignore_index: int, seed: int) -> tuple:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(*shape, h, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn(v, h, dtype=torch.float64, generator=gen, requires_grad=True)
+    y = torch.randint(0, v, shape, generator=gen)
+    y = torch.where(torch.rand(shape, generator=gen) < ignored, ignore_index, y)
+    options = {k: val for k, val in config.items() if k not in ("bias", "weight")}
+    if config.get("bias"):
+        options["linear_bias"] = torch.randn(v, dtype=torch.float64, generator=gen, requires_grad=True)
+    if config.get("weight"):
+        options["weight"] = torch.rand(v, dtype=torch.float64, generator=gen) + 0.5
+    if ignore_index != -100:
+        options["ignore_index"] = ignore_index
+    return x, w, y, options
+
+
+def _differentiable(x: torch.Tensor, w: torch.Tensor, options: dict) -> list[torch.Tensor]:
+    return [x, w] + ([options["linear_bias"]] if "linear_bias" in options else [])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("ignored", list(IGNORED))
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_matches_cross_entropy_of_the_logits_in_float64(config: str, shape: str, ignored: str, reduction: str) -> None:
+    dims, h, v = SHAPES[shape]
+    if CONFIGS[config].get("shift") and len(dims) < 2:
+        dims = (2, *dims)
+    ignore_index = v + 3 if config == "everything" else -100  # a custom ignore_index too
+    x, w, y, options = _problem(dims, h, v, CONFIGS[config], IGNORED[ignored], ignore_index, seed=len(config + shape))
+    out = linear_cross_entropy(x, w, y, reduction=reduction, chunk_size=5, **options)
+    expected = reference(x, w, y, reduction=reduction, **options)
+    assert out.dtype == torch.float64
+    assert_close(out.detach(), expected.detach(), rtol=1e-9, atol=1e-12)
+    upstream = torch.randn(out.shape, dtype=torch.float64)
+    ours = torch.autograd.grad(out, _differentiable(x, w, options), upstream)
+    theirs = torch.autograd.grad(expected, _differentiable(x, w, options), upstream)
+    for a, b in zip(ours, theirs, strict=True):
+        assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.2}, {"weight": True}, {"bias": True}])
+def test_matches_torch_linear_cross_entropy(reduction: str, options: dict) -> None:
+    x, w, y, kw = _problem((37,), 12, 53, options, 0.2, -100, seed=3)
+    ours = linear_cross_entropy(x, w, y, reduction=reduction, **kw)
+    torch_chunked = F.linear_cross_entropy(x, w, y, reduction=reduction, ignore_index=-100, **kw)
+    assert_close(ours.detach(), torch_chunked.detach(), rtol=1e-9, atol=1e-12)
+
+
+def test_results_do_not_depend_on_the_chunk_size() -> None:
+    x, w, y, options = _problem((4, 25), 10, 211, CONFIGS["everything"], 0.2, -100, seed=5)
+    results = []
+    for chunk_size in (1, 7, 64, 10_000, None):
+        out = linear_cross_entropy(x, w, y, chunk_size=chunk_size, **options)
+        results.append((out.detach(), *torch.autograd.grad(out, _differentiable(x, w, options))))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert_close(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_the_numpy_kernel_and_the_tensor_kernel_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On CUDA the per-chunk pass runs on tensors through the array API; force that path here.
+    x, w, y, options = _problem((3, 11), 8, 41, CONFIGS["everything"], 0.2, -100, seed=9)
+    cpu = linear_cross_entropy(x, w, y, **options)
+    cpu_grads = torch.autograd.grad(cpu, _differentiable(x, w, options))
+    import array_api_compat.torch as torch_xp
+
+    monkeypatch.setattr(lce_module, "_kernel_view", lambda t: (t, torch_xp))
+    generic = linear_cross_entropy(x, w, y, **options)
+    for a, b in zip((cpu, *cpu_grads), (generic, *torch.autograd.grad(generic, _differentiable(x, w, options))), strict=True):
+        assert_close(a.detach(), b.detach(), rtol=1e-12, atol=1e-15)
+
+
+def test_bfloat16_is_no_worse_than_torch() -> None:
+    gen = torch.Generator().manual_seed(11)
+    x64 = torch.randn(256, 64, dtype=torch.float64, generator=gen)
+    w64 = torch.randn(1000, 64, dtype=torch.float64, generator=gen) / 8
+    y = torch.randint(0, 1000, (256,), generator=gen)
+    x16, w16 = x64.bfloat16().requires_grad_(), w64.bfloat16().requires_grad_()
+    exact_inputs = (x16.detach().double().requires_grad_(), w16.detach().double().requires_grad_())
+    exact = F.cross_entropy(exact_inputs[0] @ exact_inputs[1].T, y)
+    exact_grads = torch.autograd.grad(exact, exact_inputs)
+
+    def errors(loss: torch.Tensor) -> list[float]:
+        grads = torch.autograd.grad(loss, (x16, w16))
+        values = [abs(loss.double().item() - exact.item()) / exact.item()]
+        return values + [((g.double() - e).norm() / e.norm()).item() for g, e in zip(grads, exact_grads)]
+
+    ours = errors(linear_cross_entropy(x16, w16, y))
+    torch_own = errors(F.linear_cross_entropy(x16, w16, y, options=torch.nn.LinearCrossEntropyOptions()))
+    torch_eager = errors(F.cross_entropy(x16 @ w16.T, y))
+    for mine, theirs, eager in zip(ours, torch_own, torch_eager, strict=True):
+        assert mine <= max(theirs, eager) * 1.01 + 1e-6
+
+
+def test_all_ignored_mean_is_zero_with_zero_gradients() -> None:
+    x, w, y, _ = _problem((6,), 4, 9, {}, 1.0, -100, seed=1)
+    out = linear_cross_entropy(x, w, y)
+    assert out.item() == 0.0
+    gx, gw = torch.autograd.grad(out, (x, w))
+    assert torch.all(gx == 0) and torch.all(gw == 0)
+    assert linear_cross_entropy(x, w, y, reduction="sum").item() == 0.0
+    assert torch.all(linear_cross_entropy(x, w, y, reduction="none") == 0)
+
+
+def test_stats_come_from_the_same_pass() -> None:
+    x, w, y, options = _problem((2, 8), 6, 37, {"z_loss": 1e-2, "bias": True}, 0.2, -100, seed=4)
+    stats = linear_cross_entropy(x, w, y, return_stats=True, **options)
+    assert_close(stats.loss.detach(), linear_cross_entropy(x, w, y, **options).detach(), rtol=1e-15)
+    z = (x @ w.T + options["linear_bias"]).detach()
+    valid = y != -100
+    lse = torch.logsumexp(z, -1)
+    assert_close(stats.lse, torch.where(valid, lse, 0), rtol=1e-12)
+    p = torch.softmax(z, -1)
+    entropy = -(p * torch.log(p)).sum(-1)
+    assert_close(stats.entropy, torch.where(valid, entropy, 0), rtol=1e-10)
+    hits = (z.argmax(-1) == y)[valid].double().mean()
+    assert stats.accuracy.item() == pytest.approx(hits.item())
+    assert stats.count.item() == int(valid.sum())
+    assert stats.z_loss.item() == pytest.approx((1e-2 * lse[valid] ** 2).mean().item(), rel=1e-12)
+    assert not stats.lse.requires_grad and stats.loss.requires_grad
+
+
+class _LargestAllocation(TorchDispatchMode):
+    """Records the largest tensor any ATen operation returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_no_n_by_v_tensor_is_ever_alive() -> None:
+    n, h, v = 4096, 16, 32768
+    x = torch.randn(n, h, requires_grad=True)
+    w = torch.randn(v, h, requires_grad=True)
+    y = torch.randint(0, v, (n,))
+    monitor = _LargestAllocation()
+    tracemalloc.start()
+    try:
+        with monitor:
+            linear_cross_entropy(x, w, y, label_smoothing=0.1, z_loss=1e-4).backward()
+        _, numpy_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    logits = n * v
+    assert monitor.largest < logits / 8, monitor.largest  # torch: at most a chunk of logits
+    assert numpy_peak < logits * 4 / 8  # NumPy kernels: cache-sized blocks only
+    eager = _LargestAllocation()
+    with eager:
+        F.cross_entropy(x @ w.T, y).backward()
+    assert eager.largest >= logits  # the monitor does see a materialised N x V
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"target": torch.zeros(4, dtype=torch.int64)}, ValueError, "target must have shape (5,)"),
+        ({"target": torch.zeros(5)}, TypeError, "target must hold class indices (an integer dtype)"),
+        ({"linear_weight": torch.zeros(7, 4)}, ValueError, "linear_weight must have shape (V, 3)"),
+        ({"linear_weight": torch.zeros(7, 3, dtype=torch.float64)}, TypeError, "linear_weight must have the input's dtype"),
+        ({"target": torch.tensor([0, 1, 2, 7, 1])}, IndexError, "target contains class index 7, but input has 7 classes"),
+        ({"linear_bias": torch.zeros(6)}, ValueError, "linear_bias must have shape (7,)"),
+        ({"reduction": "batchmean"}, ValueError, "reduction must be one of"),
+        ({"label_smoothing": 2.0}, ValueError, "label_smoothing must be in [0, 1]"),
+        ({"softcap": 0.0}, ValueError, "softcap must be None or a finite number > 0"),
+        ({"chunk_size": 0}, ValueError, "chunk_size must be a positive int"),
+        ({"input": torch.zeros(3), "target": torch.tensor(0), "shift": True}, ValueError, "shift=True needs input with a sequence dimension"),
+        ({"z_loss": -1.0}, ValueError, "z_loss must be a finite number >= 0"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(kwargs: dict, error: type, words: str) -> None:
+    call = {"input": torch.zeros(5, 3), "linear_weight": torch.zeros(7, 3), "target": torch.zeros(5, dtype=torch.int64), **kwargs}
+    with pytest.raises(error) as info:
+        linear_cross_entropy(**call)
+    assert words in str(info.value)
+
+
+def test_out_of_range_target_raises_the_core_error() -> None:
+    with pytest.raises(lk.TargetIndexError) as core:
+        lk.cross_entropy(torch.zeros(1, 7), torch.tensor([9]))
+    with pytest.raises(lk.TargetIndexError) as ours:
+        linear_cross_entropy(torch.zeros(1, 3), torch.zeros(7, 3), torch.tensor([9]))
+    assert str(core.value).split(":", 1)[1] == str(ours.value).split(":", 1)[1]
+
+
+def test_a_second_backward_is_refused_clearly() -> None:
+    x = torch.randn(4, 3, requires_grad=True)
+    loss = linear_cross_entropy(x, torch.randn(5, 3), torch.tensor([0, 1, 2, 3]))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="backward ran twice"):
+        loss.backward()
+
+
+def test_none_reduction_recomputes_so_backward_can_run_twice() -> None:
+    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 3, dtype=torch.float64)
+    loss = linear_cross_entropy(x, w, torch.tensor([0, 1, 2, 3]), reduction="none")
+    first = torch.autograd.grad(loss.sum(), x, retain_graph=True)[0]
+    second = torch.autograd.grad(loss.sum(), x)[0]
+    assert torch.equal(first, second)
+
+
+def test_gradient_flows_only_to_what_requires_it() -> None:
+    with torch.no_grad():
+        out = linear_cross_entropy(torch.randn(4, 3), torch.randn(5, 3), torch.tensor([0, 1, 2, 3]))
+    assert not out.requires_grad and math.isfinite(out.item())
+
+
+def test_stat_shapes_follow_the_shifted_target() -> None:
+    x, w, y, _ = _problem((2, 6), 4, 11, {}, 0.0, -100, seed=8)
+    stats = linear_cross_entropy(x, w, y, shift=True, reduction="none", return_stats=True)
+    assert stats.loss.shape == stats.lse.shape == stats.entropy.shape == (2, 5)
+    assert stats.count.item() == 10
