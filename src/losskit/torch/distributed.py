@@ -1,0 +1,499 @@
+"""Vocab-parallel cross-entropy on ``torch.distributed``: each rank holds a slice of the
+vocabulary, and only per-token statistics cross the network.
+
+Per token, every rank reduces its slice of the logits to a few numbers relative to its own
+maximum: the maximum ``m_r``, ``s_r = sum exp(z - m_r)``, the target logit (on the rank that
+owns the target), ``sum_c w_c z_c`` for label smoothing, and ``sum_c e_c z_c`` for the
+entropy. One all-reduce MAX gives the global maximum ``m``; one all-reduce SUM of the
+statistics rescaled to ``m`` gives ``logsumexp = m + log(sum_r s_r exp(m_r - m))`` and the
+rest. Every term of the loss, label smoothing and z-loss included, is then exactly the
+single-process value (the mean over the *whole* vocabulary, not over a shard), and each rank
+turns its local softmax into its slice of the gradient by a per-token rescaling:
+``exp(z - lse) = softmax_r(z) * exp(lse_r - lse)``. The input's gradient is all-reduced;
+the weight's stays local.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from .._lib._checks import TargetIndexError, class_index_message, number, unit_number
+from .._lib._numerics import SoftmaxGrad, SoftmaxStats, softmax_stats, subtract_at_class
+from .._lib._reduction import resolve_reduction
+from .._lib._softmax_ce import ClassCrossEntropy
+from ._linear_cross_entropy import (
+    LinearCrossEntropyStats,
+    _ChunkResult,
+    _kernel_view,
+    _LinearCrossEntropy,
+    _Tokens,
+    _validate,
+    _Vocabulary,
+)
+
+__all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
+
+Tensor = torch.Tensor
+
+
+class _Group:
+    """The process group, or this process alone when ``torch.distributed`` is not running.
+
+    Both take the same code path; the collectives of a lone process are the identity.
+    """
+
+    def __init__(self, group: Any) -> None:
+        self.group = group
+        self.running = dist.is_available() and dist.is_initialized()
+        self.size = dist.get_world_size(group) if self.running else 1
+
+    def all_reduce(self, t: Tensor, op: Any) -> Tensor:
+        if self.running:
+            dist.all_reduce(t, op=op, group=self.group)
+        return t
+
+    def all_gather(self, t: Tensor) -> list[Tensor]:
+        if not self.running:
+            return [t]
+        out = [torch.empty_like(t) for _ in range(self.size)]
+        dist.all_gather(out, t, group=self.group)
+        return out
+
+
+class _Shard(NamedTuple):
+    start: int  # first global class of this rank
+    vocab: int  # the whole vocabulary, all ranks together
+
+
+def _check_agreement(
+    fn: str, comm: _Group, local_vocab: int, vocab_start: int, signature: list[float], labels: Tensor
+) -> int:
+    """One small all-gather, so that ranks that disagree fail together instead of hanging.
+
+    Every rank learns every other rank's vocabulary slice, problem size, options and a
+    checksum of its targets, and raises the same error when they do not fit together.
+    Returns the total vocabulary.
+    """
+    valid = labels.double()
+    mine = torch.tensor(
+        [float(vocab_start), float(local_vocab), float(labels.numel()), float(valid.sum()), *signature],
+        dtype=torch.float64,
+    )
+    gathered = [t.tolist() for t in comm.all_gather(mine.to(labels.device))]
+    slices = sorted((int(g[0]), int(g[1])) for g in gathered)
+    expected_start, problems = 0, []
+    for start, size in slices:
+        if start != expected_start:
+            problems.append(f"the vocabulary slices {slices} (start, size) do not tile 0..V without gaps or overlaps")
+            break
+        expected_start = start + size
+    if len({g[2] for g in gathered}) > 1:
+        problems.append(f"ranks hold different numbers of target positions: {[int(g[2]) for g in gathered]}")
+    elif len({g[3] for g in gathered}) > 1:
+        problems.append("ranks hold different targets (every rank needs the same, full targets)")
+    if len({tuple(g[4:]) for g in gathered}) > 1:
+        problems.append("ranks were called with different options or shapes")
+    if problems:
+        msg = f"{fn}: " + "; ".join(problems) + f" (this is rank {dist.get_rank(comm.group) if comm.running else 0})"
+        raise ValueError(msg)
+    return expected_start
+
+
+def _local_pass(
+    shard: _Shard,
+    comm: _Group,
+    coef: Tensor | None,
+    z: Tensor,
+    labels: Tensor,
+    terms: ClassCrossEntropy,
+    upstream: Tensor | None,
+    entropy: bool,
+    out: Tensor | None = None,
+) -> _ChunkResult:
+    """Loss, lse, entropy and hits of rows of local logits ``z``; with ``upstream`` also this
+    rank's slice of their gradient, written into ``out`` (by default over ``z``).
+
+    Two collectives of a few numbers per row: MAX, then one SUM of the stacked statistics.
+    """
+    rows, local_vocab = z.shape
+    owned = (labels >= shard.start) & (labels < shard.start + local_vocab)
+    local_index = torch.where(owned, labels - shard.start, torch.zeros_like(labels))
+    arrays, xp = _kernel_view(z)
+    index = _kernel_view(local_index)[0]
+    out = z if out is None else out
+    request = None
+    if upstream is not None:  # the local softmax itself, rescaled below
+        request = SoftmaxGrad(_kernel_view(torch.ones_like(upstream))[0], out=_kernel_view(out)[0] if xp is np else None)
+    coef_view = None if coef is None else _kernel_view(coef)[0]
+    local = softmax_stats(arrays, axis=1, xp=xp, index=index, coef=coef_view, grad=request, entropy=entropy)
+    tensor = lambda a: torch.as_tensor(a, device=z.device)  # noqa: E731
+    m_r, norm_r, picked_r = tensor(local.row_max), tensor(local.log_norm), tensor(local.picked)
+    m = comm.all_reduce(m_r.clone(), dist.ReduceOp.MAX)
+    shift = m_r - m
+    s_r = torch.exp(norm_r)
+    parts = [s_r * torch.exp(shift), torch.where(owned, picked_r + shift, 0)]
+    if coef is not None:  # sum_c w_c (z_c - m) over this slice
+        parts.append(tensor(local.dot) + shift * coef.sum())
+    if entropy:  # sum_c exp(z_c - m) (z_c - m), from the slice's own entropy
+        sum_et = s_r * (norm_r - tensor(local.entropy))
+        parts.append(torch.exp(shift) * (sum_et + shift * s_r))
+        parts.append((owned & (picked_r == 0) & (shift == 0)).to(z.dtype))
+    summed = comm.all_reduce(torch.stack(parts), dist.ReduceOp.SUM)
+    log_norm = torch.log(summed[0])
+    lse = m + log_norm
+    stats = SoftmaxStats(log_norm, summed[1], summed[2] if coef is not None else None, m)
+    grad = None
+    if upstream is not None:  # exp(z - lse) = local softmax * exp(lse_r - lse)
+        grad_terms, at_target = terms.gradient_request(upstream, coef, torch)
+        scale = grad_terms.row_scale
+        if grad_terms.lse_scale is not None:
+            scale = scale + grad_terms.lse_scale * lse
+        grad = out if xp is np else tensor(local.grad)
+        grad.mul_((torch.exp(m_r + norm_r - lse) * scale)[:, None])
+        if grad_terms.row_shift is not None:
+            grad.sub_(torch.outer(grad_terms.row_shift, coef))
+        at_target = torch.where(owned, at_target, 0)
+        if xp is np:  # in place, through the NumPy view
+            subtract_at_class(_kernel_view(grad)[0], index, _kernel_view(at_target)[0], axis=1, xp=np)
+        else:
+            grad = subtract_at_class(grad, local_index, at_target, axis=1, xp=xp)
+    return _ChunkResult(
+        terms.per_position(stats, torch),
+        lse,
+        log_norm - summed[-2] / summed[0] if entropy else None,
+        summed[-1] > 0 if entropy else None,
+        grad,
+    )
+
+
+class _Setup(NamedTuple):
+    comm: _Group
+    shard: _Shard
+    coef: Tensor | None  # the smoothing coefficients of this rank's classes
+
+
+def _setup(
+    fn: str,
+    group: Any,
+    vocab_start: object,
+    local_vocab: int,
+    labels: Tensor,
+    weight: Tensor | None,
+    smoothing: float,
+    dtype: torch.dtype,
+    signature: list[float],
+    validate: bool,
+) -> _Setup:
+    _check_int(fn, "vocab_start", vocab_start)
+    comm = _Group(group)
+    if validate:
+        total = _check_agreement(fn, comm, local_vocab, vocab_start, signature, labels)
+    else:
+        total = int(comm.all_reduce(torch.tensor([local_vocab], device=labels.device), dist.ReduceOp.SUM))
+    if weight is not None and tuple(weight.shape) != (total,):
+        msg = f"{fn}: weight must hold one value per class of the whole vocabulary, shape ({total},), got {tuple(weight.shape)}"
+        raise ValueError(msg)
+    coef = None
+    if smoothing > 0:
+        coef = torch.ones(local_vocab, dtype=dtype, device=labels.device) if weight is None else weight[vocab_start : vocab_start + local_vocab].to(dtype)
+    return _Setup(comm, _Shard(vocab_start, total), coef)
+
+
+def _check_int(fn: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = f"{fn}: {name} must be an int >= 0, got {value!r}"
+        raise TypeError(msg) if not isinstance(value, int) else ValueError(msg)
+
+
+def _signature(*values: object) -> list[float]:
+    # Options and shapes that must agree across ranks, as numbers for one all-gather.
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            out.append(float(sum(ord(c) * 31**k for k, c in enumerate(v)) % 2**31))
+        else:
+            out.append(math.nan if v is None else float(v))  # type: ignore[arg-type]
+    return [-1.0 if math.isnan(v) else v for v in out]
+
+
+def vocab_parallel_linear_cross_entropy(
+    input: Tensor,
+    local_linear_weight: Tensor,
+    target: Tensor,
+    *,
+    vocab_start: int,
+    group: Any = None,
+    linear_bias: Tensor | None = None,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    logit_scale: float = 1.0,
+    shift: bool = False,
+    chunk_size: int | None = None,
+    return_stats: bool = False,
+    validate: bool = True,
+) -> Tensor | LinearCrossEntropyStats:
+    r""":func:`losskit.torch.linear_cross_entropy` with the output layer split by vocabulary
+    across the ranks of ``group``.
+
+    Each rank holds rows ``vocab_start .. vocab_start + V_local`` of the weight and never forms
+    even its own ``N x V_local`` logits: it walks the tokens in chunks as the single-process
+    function does, exchanging a few numbers per token per chunk.
+
+    .. math::
+
+        \ell_i = \operatorname{CE}(z_i, y_i) + \zeta \operatorname{lse}(z_i)^2,
+        \qquad z_i = [z_i^{(0)}, \ldots, z_i^{(R-1)}]
+
+    is the single-process loss on the concatenated vocabulary, label smoothing and z-loss
+    included.
+
+    Parameters
+    ----------
+    input : Tensor, shape ``(..., H)``
+        Hidden states, the same on every rank.
+    local_linear_weight : Tensor, shape ``(V_local, H)``
+        This rank's slice of the output layer; slices may be uneven.
+    target : Tensor of int, shape ``(...)``
+        Global class indices, the same on every rank.
+    vocab_start : int
+        The global index of this rank's first class.
+    group : ProcessGroup, optional
+        The ranks sharing the vocabulary (default: the world). Without ``torch.distributed``
+        running, the function runs alone on the same code path.
+    linear_bias : Tensor, shape ``(V_local,)``, optional
+        This rank's slice of the bias.
+    weight : Tensor, shape ``(V,)``, optional
+        Per-class weights of the whole vocabulary, the same on every rank.
+    ignore_index, reduction, label_smoothing, z_loss, softcap, logit_scale, shift, chunk_size, return_stats
+        As in :func:`losskit.torch.linear_cross_entropy`.
+    validate : bool, default True
+        First gather every rank's shapes, options and a checksum of its targets (one small
+        all-gather) and raise the same error on every rank if they disagree, instead of
+        hanging in a later collective.
+
+    Returns
+    -------
+    Tensor or LinearCrossEntropyStats
+        As :func:`losskit.torch.linear_cross_entropy`, the same on every rank.
+
+    Notes
+    -----
+    Per chunk: one all-reduce MAX and one all-reduce SUM of at most five numbers per token.
+    The input's gradient is all-reduced once per step (``N x H`` numbers); the weight's
+    gradient stays on its rank. Nothing of size ``N x V`` ever crosses the network.
+
+    References
+    ----------
+    M. Shoeybi et al., "Megatron-LM: Training multi-billion parameter language models using
+    model parallelism", 2019.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losskit.torch.distributed import vocab_parallel_linear_cross_entropy
+    >>> hidden, head = torch.randn(6, 8), torch.randn(40, 8)
+    >>> labels = torch.randint(0, 40, (6,))
+    >>> loss = vocab_parallel_linear_cross_entropy(hidden, head, labels, vocab_start=0)
+    >>> bool(torch.allclose(loss, torch.nn.functional.cross_entropy(hidden @ head.T, labels)))
+    True
+    """
+    fn = "vocab_parallel_linear_cross_entropy"
+    cfg = _validate(
+        input, local_linear_weight, target, linear_bias, None, ignore_index, reduction,
+        label_smoothing, z_loss, softcap, logit_scale, shift, chunk_size, return_stats,
+    )
+    cdt = torch.float64 if input.dtype == torch.float64 else torch.float32
+    signature = _signature(
+        *input.shape, input.dtype == torch.float64, linear_bias is None, weight is None, ignore_index,
+        cfg.reduction, cfg.smoothing, cfg.z_loss, cfg.softcap, cfg.logit_scale, shift, return_stats,
+        chunk_size,
+    )
+    setup = _setup(
+        fn, group, vocab_start, local_linear_weight.shape[0], target, weight, cfg.smoothing, cdt, signature, validate
+    )
+    tokens = _Tokens.gather(fn, input, target, ignore_index, shift, setup.shard.vocab)
+    if chunk_size is None:  # the same on every rank: they must run the same collectives
+        cfg = cfg._replace(chunk_rows=tokens.default_chunk_rows(-(-setup.shard.vocab // setup.comm.size)))
+    vocabulary = _Vocabulary(
+        setup.shard.vocab,
+        functools.partial(_local_pass, setup.shard, setup.comm, setup.coef),
+        lambda g: setup.comm.all_reduce(g, dist.ReduceOp.SUM),
+    )
+    outputs = _LinearCrossEntropy.apply(tokens.x, local_linear_weight, linear_bias, tokens.labels, weight, cfg, vocabulary)
+    return tokens.package(outputs, cfg.reduction, return_stats)
+
+
+class _LogitsConfig(NamedTuple):
+    reduction: str
+    smoothing: float
+    z_loss: float
+
+
+class _VocabParallelLogits(torch.autograd.Function):
+    """Autograd for vocab-parallel cross-entropy of given local logits ``(N, V_local)``."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        logits: Tensor,
+        labels: Tensor,
+        class_weight: Tensor | None,
+        ignore_index: int,
+        cfg: _LogitsConfig,
+        setup: _Setup,
+    ) -> Tensor:
+        cdt = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        z = logits.to(cdt)
+        valid = labels != ignore_index
+        cw = None if class_weight is None else class_weight.to(cdt)
+        target_weight = None if cw is None else cw[torch.where(valid, labels, 0)] * valid
+        terms = ClassCrossEntropy(setup.shard.vocab, target_weight, cw, cfg.smoothing, cfg.z_loss)
+        counted = valid.to(cdt) if target_weight is None else target_weight
+        denominator = counted.sum()
+        inverse = torch.where(denominator > 0, 1 / denominator, torch.zeros_like(denominator))
+        scale = inverse if cfg.reduction == "mean" else torch.ones_like(inverse)
+        upstream = out = None
+        if cfg.reduction != "none" and ctx.needs_input_grad[0]:
+            upstream, out = scale * valid, torch.empty_like(z)
+        result = _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, False, out)
+        per_token = torch.where(valid, result.loss, 0)
+        ctx.cfg, ctx.setup, ctx.dtype = cfg, setup, logits.dtype
+        if cfg.reduction == "none":
+            ctx.save_for_backward(z, labels, valid, cw)
+            return per_token
+        ctx.grad = result.grad
+        return per_token.sum() * scale
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_value: Tensor) -> tuple[Any, ...]:
+        if ctx.cfg.reduction == "none":  # recompute, with each token's upstream gradient
+            z, labels, valid, cw = ctx.saved_tensors
+            target_weight = None if cw is None else cw[torch.where(valid, labels, 0)] * valid
+            terms = ClassCrossEntropy(ctx.setup.shard.vocab, target_weight, cw, ctx.cfg.smoothing, ctx.cfg.z_loss)
+            upstream = grad_value.to(z.dtype) * valid
+            setup = ctx.setup
+            grad = _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, False, torch.empty_like(z)).grad
+        else:
+            grad = ctx.grad * grad_value
+        return grad.to(ctx.dtype), None, None, None, None, None
+
+
+def vocab_parallel_cross_entropy(
+    local_logits: Tensor,
+    target: Tensor,
+    *,
+    vocab_start: int,
+    group: Any = None,
+    weight: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    validate: bool = True,
+) -> Tensor:
+    r"""Cross-entropy of logits split by vocabulary across the ranks of ``group``.
+
+    Rank ``r`` holds ``local_logits``, the columns ``vocab_start .. vocab_start + V_local``
+    of the full logits. The result is, on every rank, the single-process
+    :func:`losskit.cross_entropy` (with ``dim=-1``) of the concatenated logits, plus the
+    z-loss:
+
+    .. math::
+
+        \ell_i = \operatorname{CE}(z_i, y_i) + \zeta\,\operatorname{lse}(z_i)^2
+
+    Parameters
+    ----------
+    local_logits : Tensor, shape ``(..., V_local)``
+        This rank's slice of the logits; slices may be uneven.
+    target : Tensor of int, shape ``(...)``
+        Global class indices, the same on every rank.
+    vocab_start : int
+        The global index of this rank's first class.
+    group : ProcessGroup, optional
+        The ranks sharing the vocabulary (default: the world); without
+        ``torch.distributed`` running, the same code runs alone.
+    weight : Tensor, shape ``(V,)``, optional
+        Per-class weights of the whole vocabulary, the same on every rank.
+    ignore_index : int, default -100
+        Targets equal to it contribute nothing.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        As in :func:`losskit.cross_entropy`, except that a ``"mean"`` over no valid token
+        is 0 with a zero gradient.
+    label_smoothing : float in [0, 1], default 0
+        Spread over the whole vocabulary, exactly as in one process.
+    z_loss : float >= 0, default 0
+        Coefficient of the squared log-normaliser of each non-ignored token.
+    validate : bool, default True
+        Check with one small all-gather that the ranks agree on shapes, options and targets,
+        and raise the same error on all of them if not.
+
+    Returns
+    -------
+    Tensor
+        0-d for ``"mean"``/``"sum"``; the target's shape for ``"none"``; float32 (float64
+        for float64 logits).
+
+    Notes
+    -----
+    One all-reduce MAX and one all-reduce SUM of at most three numbers per token; the
+    gradient of ``local_logits`` is computed locally, with no further communication.
+    Megatron-LM's vocab-parallel loss averages the label-smoothing term over the local
+    shard only; here it is the global mean, so every rank's loss equals the unsharded one.
+
+    References
+    ----------
+    M. Shoeybi et al., "Megatron-LM: Training multi-billion parameter language models using
+    model parallelism", 2019.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losskit.torch.distributed import vocab_parallel_cross_entropy
+    >>> logits, labels = torch.randn(4, 10), torch.tensor([1, 0, 9, 3])
+    >>> loss = vocab_parallel_cross_entropy(logits, labels, vocab_start=0)
+    >>> bool(torch.allclose(loss, torch.nn.functional.cross_entropy(logits, labels)))
+    True
+    """
+    fn = "vocab_parallel_cross_entropy"
+    for name, t in (("local_logits", local_logits), ("target", target)):
+        if not isinstance(t, Tensor):
+            msg = f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}"
+            raise TypeError(msg)
+    if not local_logits.is_floating_point() or local_logits.ndim < 1:
+        msg = f"{fn}: local_logits must be a floating-point tensor (..., V_local), got {local_logits.dtype} of shape {tuple(local_logits.shape)}"
+        raise TypeError(msg)
+    if target.is_floating_point() or tuple(target.shape) != tuple(local_logits.shape[:-1]):
+        msg = f"{fn}: target must hold class indices of shape {tuple(local_logits.shape[:-1])}, got {target.dtype} of shape {tuple(target.shape)}"
+        raise ValueError(msg)
+    reduction = resolve_reduction(fn, reduction)
+    smoothing = unit_number(fn, "label_smoothing", label_smoothing)
+    zeta = number(fn, "z_loss", z_loss)
+    if not 0 <= zeta < math.inf:
+        msg = f"{fn}: z_loss must be a finite number >= 0, got {zeta:g}"
+        raise ValueError(msg)
+    cdt = torch.float64 if local_logits.dtype == torch.float64 else torch.float32
+    signature = _signature(
+        *target.shape, local_logits.dtype == torch.float64, weight is None, ignore_index, reduction, smoothing, zeta
+    )
+    labels = target.reshape(-1)
+    setup = _setup(fn, group, vocab_start, local_logits.shape[-1], labels, weight, smoothing, cdt, signature, validate)
+    valid = labels[labels != ignore_index]
+    if valid.numel():
+        low, high = int(valid.min()), int(valid.max())
+        if low < 0 or high >= setup.shard.vocab:
+            raise TargetIndexError(class_index_message(fn, low if low < 0 else high, setup.shard.vocab, ignore_index))
+    z = local_logits.reshape(-1, local_logits.shape[-1])
+    value = _VocabParallelLogits.apply(z, labels, weight, ignore_index, _LogitsConfig(reduction, smoothing, zeta), setup)
+    return value.reshape(target.shape) if reduction == "none" else value

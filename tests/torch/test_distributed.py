@@ -1,0 +1,116 @@
+"""losskit.torch.distributed on 1, 2 and 3 gloo processes against the single-process losses."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _distributed import (
+    SCENARIOS,
+    memory_worker,
+    mismatch_worker,
+    options_of,
+    problem,
+    run_ranks,
+    shards,
+    stats_worker,
+    vocab_parallel_worker,
+)
+from _support import assert_close
+
+import losskit as lk
+from losskit.torch import linear_cross_entropy
+from losskit.torch.distributed import vocab_parallel_cross_entropy
+
+
+def _reference(scenario: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The unsharded loss and gradients: losskit.cross_entropy of the whole logits, or the
+    single-process linear_cross_entropy."""
+    data = problem(scenario)
+    if scenario["variant"] == "logits":
+        z = data["logits"].clone().requires_grad_(True)
+        options = options_of(scenario, data)
+        zeta = options.pop("z_loss", 0.0)
+        per_token = lk.cross_entropy(z, data["y"], dim=-1, **{**options, "reduction": "none"})
+        valid = data["y"] != -100
+        per_token = per_token + zeta * lk.logsumexp(z, -1) ** 2 * valid
+        counted = valid.double() if "weight" not in options else options["weight"][torch.where(valid, data["y"], 0)] * valid
+        loss = {"none": per_token, "sum": per_token.sum()}.get(scenario["reduction"])
+        if loss is None:
+            loss = per_token.sum() / counted.sum() if counted.sum() > 0 else per_token.sum() * 0
+        inputs = [z]
+    else:
+        x, w, b = (data[k].clone().requires_grad_(True) for k in ("x", "w", "b"))
+        loss = linear_cross_entropy(x, w, data["y"], **options_of(scenario, data, bias=b))
+        inputs = [x, w] + ([b] if scenario.get("bias") else [])
+    upstream = data["upstream"] if scenario["reduction"] == "none" else torch.tensor(0.7, dtype=torch.float64)
+    return loss.detach(), list(torch.autograd.grad(loss, inputs, upstream))
+
+
+def _slice_of(grad: torch.Tensor, name: int, scenario: dict, rank: int, world: int) -> np.ndarray:
+    # Rank r holds columns (logits) or rows (weight, bias) start..stop of the vocabulary.
+    start, stop = shards(17, world)[rank]
+    if scenario["variant"] == "logits":
+        return grad[..., start:stop].numpy()
+    return grad.numpy() if name == 0 else grad[start:stop].numpy()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_every_rank_matches_the_single_process_loss(world: int) -> None:
+    results = run_ranks(world, vocab_parallel_worker, SCENARIOS)
+    for rank, per_rank in enumerate(results):
+        assert "error" not in per_rank, per_rank
+        for scenario, got in zip(SCENARIOS, per_rank, strict=True):
+            loss, grads = _reference(scenario)
+            assert_close(got["loss"], loss, rtol=1e-9, atol=1e-12)
+            for k, (ours, theirs) in enumerate(zip(got["grads"], grads, strict=True)):
+                assert_close(ours, _slice_of(theirs, k, scenario, rank, world), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS[::3], ids=lambda s: f"{s['variant']}-{s['reduction']}")
+def test_one_process_without_torch_distributed_runs_the_same_path(scenario: dict) -> None:
+    (got,) = [vocab_parallel_worker(0, 1, [scenario])[0]]
+    loss, grads = _reference(scenario)
+    assert_close(got["loss"], loss, rtol=1e-9, atol=1e-12)
+    for ours, theirs in zip(got["grads"], grads, strict=True):
+        assert_close(ours, theirs.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_stats_agree_across_ranks_and_with_one_process() -> None:
+    data = problem({"stats": True})
+    expected = linear_cross_entropy(data["x"], data["w"], data["y"], z_loss=0.01, return_stats=True)
+    for got in run_ranks(2, stats_worker):
+        for name in expected._fields:
+            assert_close(got[name], getattr(expected, name).detach(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "words"),
+    [
+        ("rows", "ValueError", "ranks hold different numbers of target positions"),
+        ("gap", "ValueError", "do not tile 0..V without gaps or overlaps"),
+        ("options", "ValueError", "ranks were called with different options or shapes"),
+        ("range", "TargetIndexError", "target contains class index 99, but input has 10 classes"),
+    ],
+)
+def test_disagreeing_ranks_all_raise_instead_of_hanging(kind: str, error: str, words: str) -> None:
+    results = run_ranks(2, mismatch_worker, kind, timeout=90)
+    for result in results:
+        assert isinstance(result, dict) and result["error"] == error, result
+        assert words in result["message"]
+
+
+def test_out_of_range_target_raises_the_single_process_error() -> None:
+    with pytest.raises(lk.TargetIndexError) as ours:
+        vocab_parallel_cross_entropy(torch.zeros(2, 5), torch.tensor([0, 7]), vocab_start=0)
+    with pytest.raises(lk.TargetIndexError) as core:
+        lk.cross_entropy(torch.zeros(2, 5), torch.tensor([0, 7]))
+    assert str(ours.value).split(":", 1)[1] == str(core.value).split(":", 1)[1]
+
+
+def test_per_rank_memory_does_not_grow_with_the_local_logits() -> None:
+    n, h, v = 4096, 16, 32768
+    for world in (1, 2):
+        largest = run_ranks(world, memory_worker, n, h, v, timeout=180)
+        local_logits = n * (v // world)
+        assert max(largest) < local_logits / 8, (world, largest)
