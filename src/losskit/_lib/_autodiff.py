@@ -27,6 +27,7 @@ __all__ = [
     "Result",
     "along_class",
     "finish",
+    "install_check",
     "loss",
     "rule_of",
     "upstream",
@@ -62,6 +63,18 @@ class Rule(NamedTuple):
 
 _RULES: dict[Callable[..., Any], Rule] = {}
 
+Check = Callable[[str, inspect.BoundArguments], None]
+_CHECK: list[Check | None] = [None]
+
+
+def install_check(check: Check | None) -> None:
+    """Call ``check(loss_name, bound_arguments)`` before every public loss call (``None``: off).
+
+    This is the hook behind ``losskit.set_checks``; the check sees the arguments exactly as the
+    caller passed them, bound to the loss's signature, before the loss runs.
+    """
+    _CHECK[0] = check
+
 
 def loss(*, argnums: tuple[int, ...] = (0,)) -> Callable[[Callable[..., Result]], Any]:
     """Make the public function of an implementation and register it as the gradient rule.
@@ -80,6 +93,9 @@ def loss(*, argnums: tuple[int, ...] = (0,)) -> Callable[[Callable[..., Result]]
             if "vjp" in kwargs:
                 msg = f"{name}() got an unexpected keyword argument 'vjp'"
                 raise TypeError(msg)
+            check = _CHECK[0]
+            if check is not None:
+                check(name, public.__signature__.bind(*args, **kwargs))  # type: ignore[attr-defined]
             with np.errstate(all="ignore"):
                 return impl(*args, **kwargs).value
 
