@@ -17,8 +17,11 @@ import numpy as np
 
 __all__ = ["for_each_block", "num_threads"]
 
-# A block holds about this many elements: 256 KiB of float32, well inside a per-core L2.
-BLOCK_ELEMENTS = 1 << 16
+# A block holds about this many elements: 1 MiB of float32, which stays in a core's cache
+# across the few passes a kernel makes over it, while the Python work per block (a dozen
+# NumPy calls) stays small next to the arithmetic. Measured on the CE and linear-CE kernels:
+# blocks a quarter this size spend about 30% more time per element.
+BLOCK_ELEMENTS = 1 << 18
 # Below this many elements a single thread is faster than waking the pool.
 PARALLEL_THRESHOLD = 1 << 19
 

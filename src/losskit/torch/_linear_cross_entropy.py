@@ -176,9 +176,12 @@ def _walk(
             g.mul_(t.mul_(t).neg_().add_(1))
         dx, dw, db = grads
         torch.addmm(dx[start:stop], g, w, beta=0, alpha=s, out=dx[start:stop])
-        dw.addmm_(g.t(), xc, alpha=s)
+        # The first chunk writes dW and db, later ones add to them: no zero fill, one pass less
+        # over a weight-sized gradient (beta=0 ignores the uninitialised memory, NaN included).
+        first = start == 0
+        dw.addmm_(g.t(), xc, beta=0 if first else 1, alpha=s)
         if db is not None:
-            db.add_(g.sum(0), alpha=s)
+            torch.mul(g.sum(0), s, out=db) if first else db.add_(g.sum(0), alpha=s)
     if grads is not None:
         vocabulary.reduce_input_grad(grads[0])
     return loss, lse, entropy, hits
@@ -261,7 +264,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def _new_grads(x: Tensor, w: Tensor, b: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    return torch.empty_like(x), torch.zeros_like(w), None if b is None else torch.zeros_like(b)
+    # The walk writes every element when there is a token; with none, the gradients are zero.
+    new = torch.empty_like if x.shape[0] > 0 else torch.zeros_like
+    return torch.empty_like(x), new(w), None if b is None else new(b)
 
 
 def _check(condition: bool, error: type[Exception], message: str) -> None:
