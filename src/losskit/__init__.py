@@ -12,6 +12,7 @@ returns an array of that library, dtype and device. Names and keywords follow
 from . import information
 from ._binary import binary_cross_entropy, binary_cross_entropy_with_logits
 from ._cross_entropy import cross_entropy, nll_loss, softmax_entropy
+from ._diagnose import LosskitWarning, diagnose, set_checks
 from ._divergence import kl_div
 from ._focal import focal_loss, sigmoid_focal_loss
 from ._grad import value_and_grad
@@ -22,10 +23,12 @@ from ._softmax import log_softmax, logsumexp, softmax
 __version__ = "0.1.0"
 
 __all__ = [
+    "LosskitWarning",
     "TargetIndexError",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "diagnose",
     "focal_loss",
     "huber_loss",
     "information",
@@ -35,6 +38,7 @@ __all__ = [
     "logsumexp",
     "mse_loss",
     "nll_loss",
+    "set_checks",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "softmax",

@@ -14,10 +14,11 @@ import numpy as np
 
 from ._binary import binary_cross_entropy
 from ._cross_entropy import cross_entropy, nll_loss
+from ._diagnose import Finding, diagnose
 from ._regression import l1_loss, mse_loss
 from ._softmax import log_softmax, softmax
 
-__all__ = ["EXAMPLES", "WINE_MODELS", "WINE_TARGET", "WorkedExample"]
+__all__ = ["EXAMPLES", "WINE_MODELS", "WINE_TABLE_MODEL_TWO", "WINE_TARGET", "WorkedExample"]
 
 WINE_TARGET = np.array([2, 1, 0])
 # The per-sample comparison (example 9): each model misses one sample in three. The tutorial's
@@ -26,6 +27,8 @@ WINE_MODELS = {
     "model one": np.array([[0.3, 0.3, 0.4], [0.3, 0.4, 0.3], [0.1, 0.2, 0.7]]),
     "model two": np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.3, 0.4, 0.3]]),
 }
+# Model two as the tutorial's per-sample table prints it.
+WINE_TABLE_MODEL_TWO = np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.3, 0.4, 0.4]])
 # Example 4 gives model two's third row as (0.4, 0.3, 0.3) instead.
 _WINE_4_MODEL_TWO = np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.4, 0.3, 0.3]])
 _LOGITS_2 = np.array(
@@ -44,7 +47,8 @@ class WorkedExample:
 
     ``claim`` is the number the tutorial printed (``None`` when it printed none) and
     ``decimals`` how many decimals it printed. When the claim is wrong, ``claim_source`` says
-    which call really gives it and ``claim_call`` computes that.
+    which call really gives it and ``claim_call`` computes that. ``misuse`` runs
+    :func:`losskit.diagnose` on the tutorial's call, where a diagnostic catches the mistake.
     """
 
     number: int
@@ -55,6 +59,7 @@ class WorkedExample:
     decimals: int = 4
     claim_source: str = ""
     claim_call: Callable[[], float | np.ndarray] | None = None
+    misuse: Callable[[], list[Finding]] | None = None
 
     def value(self) -> float | np.ndarray:
         """What losskit computes for the example."""
@@ -91,6 +96,7 @@ EXAMPLES = [
             "1.3537 is nll_loss(log_softmax(x)) = cross_entropy(x)"
         ),
         claim_call=lambda: nll_loss(log_softmax(_LOGITS_2, 1), np.array([1, 0, 4])),
+        misuse=lambda: diagnose("nll_loss", softmax(_LOGITS_2, 1), np.array([1, 0, 4])),
     ),
     WorkedExample(
         3,
@@ -150,6 +156,7 @@ EXAMPLES = [
             "logits as probabilities, i.e. nll_loss(log(x))"
         ),
         claim_call=lambda: nll_loss(np.log(np.array([[0.1, 0.6, 0.3]])), np.array([1])),
+        misuse=lambda: diagnose("cross_entropy", np.array([[0.1, 0.6, 0.3]]), np.array([1])),
     ),
     WorkedExample(
         8,

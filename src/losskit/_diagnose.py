@@ -1,0 +1,626 @@
+"""Misuse diagnostics: calls that run without error but are probably not what was meant.
+
+Each diagnostic looks at the numbers a loss is given (probabilities where logits belong,
+one-hot rows where class indices belong, ...) and reports a :class:`Finding` that says what
+is wrong, how to fix it and what the loss would be under the call that was probably meant,
+computed with losskit. The checks read values, so arrays of any library are copied to NumPy
+first; arrays whose values cannot be read (JAX tracers) are never checked by
+:func:`set_checks`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._binary import binary_cross_entropy_with_logits
+from ._lib import _autodiff
+from ._lib._checks import class_axis
+from ._lib._compat import Array, is_concrete, is_torch
+from ._softmax import log_softmax
+
+__all__ = ["Finding", "LosskitWarning", "diagnose", "set_checks"]
+
+# How far a row sum may stray from 1 and still count as a probability distribution: loose
+# enough for float32 round-off and for probabilities typed with a few decimals (rows of
+# float16 or bfloat16 values get C times their machine epsilon, if that is more).
+ROW_SUM_TOLERANCE = 1e-3
+# A class (or label) counts as rare when the commonest one has this many times its targets.
+IMBALANCE_RATIO = 10
+
+
+class LosskitWarning(UserWarning):
+    """A loss call that probably computes something other than what was meant.
+
+    Emitted by every loss call once :func:`losskit.set_checks` is on; the message is a
+    :class:`Finding` of :func:`losskit.diagnose`.
+    """
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnostic: what looks wrong with a loss call, and what was probably meant.
+
+    Attributes
+    ----------
+    code : str
+        A stable identifier such as ``"probabilities-as-logits"``.
+    message : str
+        One line saying what is wrong, with the numbers that show it.
+    fix : str
+        One line saying what to do instead.
+    intended_call : str
+        The call that was probably meant, e.g. ``"nll_loss(log(input), target)"``.
+    intended_value : float, list or None
+        The value of ``intended_call`` (a nested list for ``reduction="none"``); ``None``
+        when that call cannot be evaluated.
+    """
+
+    code: str
+    message: str
+    fix: str
+    intended_call: str
+    intended_value: float | list[Any] | None
+
+    def __str__(self) -> str:
+        return (
+            f"[{self.code}] {self.message} Fix: {self.fix} "
+            f"Probably meant: {self.intended_call} = {_format_value(self.intended_value)}"
+        )
+
+
+def _format_value(value: float | list[Any] | None) -> str:
+    if value is None:
+        return "(cannot be evaluated)"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return np.array2string(np.asarray(value, dtype=float), precision=6, separator=", ")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A loss call as the diagnostics see it: NumPy copies of the arrays and the options."""
+
+    loss: str
+    fn: Callable[..., Any]
+    input: np.ndarray  # float64, at least 1-d
+    target: np.ndarray | None
+    options: dict[str, Any]
+    axis: int  # the class axis of the input (the last one for kl_div)
+    tolerance: float  # how far from 1 a row sum may be
+
+    def rows(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (shaped like the input) as rows of class values, shape ``(-1, C)``."""
+        return np.moveaxis(values, self.axis, -1).reshape(-1, values.shape[self.axis])
+
+    def is_distribution(self, values: np.ndarray) -> bool:
+        """Every row of ``values`` lies in [0, 1] and sums to 1 (two classes or more, no NaN)."""
+        rows = self.rows(values)
+        if rows.size == 0 or rows.shape[-1] < 2:
+            return False
+        inside = np.all((rows >= 0) & (rows <= 1))
+        return bool(inside and np.all(np.abs(rows.sum(axis=-1) - 1) <= self.tolerance))
+
+    def unnormalised(self, sums: np.ndarray) -> bool:
+        """Some row sum strays from 1 (rows summing to NaN are left alone)."""
+        return bool(sums.size and np.any(np.abs(sums - 1) > self.tolerance))
+
+    def is_class_index_target(self) -> bool:
+        t = self.target
+        expected = self.input.shape[: self.axis] + self.input.shape[self.axis + 1 :]
+        return (
+            t is not None
+            and t.dtype.kind in "iu"
+            and (t.shape == expected or (self.input.ndim == 1 and t.shape == (1,)))
+        )
+
+    def evaluate(self, input: np.ndarray, target: np.ndarray | None, **changes: Any) -> Any:
+        """The value of this loss with other arrays or options; ``None`` if it raises."""
+        return _evaluate(self.fn, input, target, {**self.options, **changes})
+
+    def text(self, input: str = "input", target: str = "target", **changes: Any) -> str:
+        """``loss(input, target, options...)`` as text, with ``changes`` to the options."""
+        options = {**self.options, **changes}
+        return _call_text(self.loss, input, target, options, has_target=self.target is not None)
+
+
+def _evaluate(
+    fn: Callable[..., Any], input: np.ndarray, target: np.ndarray | None, options: dict[str, Any]
+) -> Any:
+    arrays = (input,) if target is None else (input, target)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            value = np.asarray(fn(*arrays, **options), dtype=float)
+    except (ValueError, TypeError):
+        return None
+    return float(value) if value.ndim == 0 else value.tolist()
+
+
+def _call_text(
+    loss: str, input: str, target: str, options: dict[str, Any], *, has_target: bool
+) -> str:
+    parts = [input, target] if has_target else [input]
+    for name, value in options.items():
+        if isinstance(value, np.ndarray):
+            value = np.round(value, 4).tolist()
+        parts.append(f"{name}={value!r}")
+    return f"{loss}({', '.join(parts)})"
+
+
+def _sum_to(sums: np.ndarray) -> str:
+    """``"sum to 1.1"``, or ``"sum to values from 1 to 1.1"`` for rows that differ."""
+    low, high = np.nanmin(sums), np.nanmax(sums)
+    return f"sum to {low:.6g}" if low == high else f"sum to values from {low:.6g} to {high:.6g}"
+
+
+# --- the diagnostics -----------------------------------------------------------------------
+
+
+def _probabilities_as_logits(call: _Call) -> Finding | None:
+    if not call.is_distribution(call.input):
+        return None
+    return Finding(
+        "probabilities-as-logits",
+        f"{call.loss} applies softmax to its input, but every input row already lies in [0, 1] "
+        "and sums to 1: these are probabilities, and softmax is applied twice.",
+        "pass the logits (the scores before softmax), or log(probabilities), which softmax "
+        "turns back into the same probabilities.",
+        call.text("log(input)"),
+        call.evaluate(np.log(call.input), call.target),
+    )
+
+
+def _probabilities_as_log_probabilities(call: _Call) -> Finding | None:
+    if not call.is_distribution(call.input):
+        return None
+    got = (
+        "-mean(p_target), a meaningless negative number"
+        if call.loss == "nll_loss"
+        else "a meaningless number"
+    )
+    return Finding(
+        "probabilities-as-log-probabilities",
+        f"{call.loss} expects log-probabilities (<= 0), but every input row lies in [0, 1] and "
+        f"sums to 1: these are probabilities, and the result is {got}.",
+        "pass log(probabilities) or log_softmax(logits)"
+        + (", or give the logits to cross_entropy." if call.loss == "nll_loss" else "."),
+        call.text("log(input)"),
+        call.evaluate(np.log(call.input), call.target),
+    )
+
+
+def _unnormalised_log_probabilities(call: _Call) -> Finding | None:
+    sums = np.exp(call.rows(call.input)).sum(axis=-1)
+    if call.is_distribution(call.input) or not call.unnormalised(sums):
+        return None
+    positive = " (it has positive values: are these logits?)" if np.any(call.input > 0) else ""
+    axis = call.axis
+    dim = "the last dim" if call.loss == "kl_div" else f"dim={axis}"
+    return Finding(
+        "unnormalised-log-probabilities",
+        f"{call.loss} expects log-probabilities, whose exp sums to 1 along {dim}, but the "
+        f"rows of exp(input) {_sum_to(sums)}{positive}.",
+        f"apply log_softmax(input, {axis}) first"
+        + (", or call cross_entropy on the logits." if call.loss == "nll_loss" else "."),
+        call.text(f"log_softmax(input, {axis})"),
+        call.evaluate(np.asarray(log_softmax(call.input, axis)), call.target),
+    )
+
+
+def _logits_as_probabilities(call: _Call) -> Finding | None:
+    x = call.input
+    if x.size == 0 or np.all((x >= 0) & (x <= 1)) or np.any(np.isnan(x)):
+        return None
+    options = {k: v for k, v in call.options.items() if k in ("weight", "reduction")}
+    return Finding(
+        "logits-as-probabilities",
+        f"binary_cross_entropy expects probabilities in [0, 1], but the input ranges from "
+        f"{np.min(x):.6g} to {np.max(x):.6g}: these are logits.",
+        "call binary_cross_entropy_with_logits, which applies the sigmoid itself (and is "
+        "exact where sigmoid then log would round).",
+        _call_text("binary_cross_entropy_with_logits", "input", "target", options, has_target=True),
+        _evaluate(binary_cross_entropy_with_logits, x, call.target, options),
+    )
+
+
+def _one_hot_target(call: _Call) -> Finding | None:
+    t = call.target
+    if t is None or t.shape != call.input.shape or t.size == 0:
+        return None
+    if call.loss == "cross_entropy" and t.dtype.kind == "f":
+        return None  # float one-hot rows are valid class probabilities
+    rows = call.rows(t)
+    if not (np.all((rows == 0) | (rows == 1)) and np.all(rows.sum(axis=-1) == 1)):
+        return None
+    axis = call.axis
+    indices = np.argmax(t, axis=axis)
+    probabilities = (
+        " (or float one-hot rows, read as class probabilities)"
+        if call.loss == "cross_entropy"
+        else ""
+    )
+    return Finding(
+        "one-hot-target",
+        f"{call.loss} expects class indices of shape {indices.shape}, but the target has the "
+        f"input's shape {t.shape} and one-hot rows.",
+        f"pass the class indices, target.argmax({axis}){probabilities}.",
+        call.text("input", f"target.argmax({axis})"),
+        call.evaluate(call.input, indices),
+    )
+
+
+def _unnormalised_target(call: _Call) -> Finding | None:
+    t = call.target
+    if t is None or t.dtype.kind != "f" or t.ndim == 0 or t.size == 0:
+        return None
+    if call.loss == "cross_entropy" and t.shape != call.input.shape:
+        return None  # class indices, not class probabilities
+    axis = call.axis if call.loss == "cross_entropy" else t.ndim - 1
+    log_target = call.options.get("log_target", False)
+    if log_target:
+        total = np.sum(np.exp(t), axis=axis, keepdims=True)
+        fixed, fixed_text = t - np.log(total), f"target - logsumexp(target, {axis})"
+    else:
+        if np.any(t < 0):
+            return None
+        total = np.sum(t, axis=axis, keepdims=True)
+        fixed = np.divide(t, total, out=np.zeros_like(t), where=total != 0)
+        fixed_text = f"target / target.sum({axis}, keepdims=True)"
+    if not call.unnormalised(total):
+        return None
+    rows = "the rows of exp(target)" if log_target else "the probability rows of the target"
+    return Finding(
+        "unnormalised-target",
+        f"{call.loss}: {rows} should sum to 1, but they {_sum_to(total)}.",
+        "normalise the target rows (or check where they come from).",
+        call.text("input", fixed_text),
+        call.evaluate(call.input, fixed),
+    )
+
+
+def _log_target_without_flag(call: _Call) -> Finding | None:
+    t = call.target
+    if t is None or call.options.get("log_target", False) or t.ndim == 0 or t.size == 0:
+        return None
+    if not np.any(t < 0) or np.any(t > 0) or call.unnormalised(np.exp(t).sum(axis=-1)):
+        return None
+    return Finding(
+        "log-target-without-flag",
+        "kl_div: the target is <= 0 and its exp sums to 1: it holds log-probabilities, read "
+        "as probabilities (negative ones, which give NaN).",
+        "pass log_target=True.",
+        call.text(log_target=True),
+        call.evaluate(call.input, t, log_target=True),
+    )
+
+
+def _kl_div_mean(call: _Call) -> Finding | None:
+    x = call.input
+    legacy = call.options.get("size_average") is not None or call.options.get("reduce") is not None
+    if (
+        legacy
+        or call.options.get("reduction", "mean") != "mean"
+        or x.ndim < 2
+        or x.size in (0, x.shape[0])
+    ):
+        return None
+    return Finding(
+        "kl-div-mean",
+        f"kl_div(reduction='mean') divides the summed divergence by all {x.size} elements, "
+        f"not by the batch size {x.shape[0]}: the result is not the KL divergence per sample.",
+        "use reduction='batchmean', the mathematical KL divergence averaged over the batch.",
+        call.text(reduction="batchmean"),
+        call.evaluate(x, call.target, reduction="batchmean"),
+    )
+
+
+def _imbalance(counts: np.ndarray) -> tuple[int, int] | None:
+    """The commonest and the rarest present class when their ratio is large, else ``None``."""
+    present = np.flatnonzero(counts)
+    if present.size < 2:
+        return None
+    common, rare = int(np.argmax(counts)), int(present[np.argmin(counts[present])])
+    return (common, rare) if counts[common] >= IMBALANCE_RATIO * counts[rare] else None
+
+
+def _class_imbalance(call: _Call) -> Finding | None:
+    option = "alpha" if call.loss == "focal_loss" else "weight"
+    if call.options.get(option) is not None or not call.is_class_index_target():
+        return None
+    num_classes = call.input.shape[call.axis]
+    t = call.target.ravel()
+    t = t[(t != call.options.get("ignore_index", -100)) & (t >= 0) & (t < num_classes)]
+    counts = np.bincount(t, minlength=num_classes)
+    found = _imbalance(counts)
+    if found is None:
+        return None
+    common, rare = found
+    present = np.count_nonzero(counts)
+    weight = t.size / (present * np.maximum(counts, 1))  # inverse class frequency, "balanced"
+    focal = "" if call.loss == "focal_loss" else ", or use focal_loss"
+    return Finding(
+        "class-imbalance",
+        f"class {common} has {counts[common]} of the {t.size} targets and class {rare} only "
+        f"{counts[rare]}: the mean is dominated by class {common}.",
+        f"weight the classes by inverse frequency, {option}={np.round(weight, 4).tolist()}{focal}.",
+        call.text(**{option: weight}),
+        call.evaluate(call.input, call.target, **{option: weight}),
+    )
+
+
+def _label_imbalance(call: _Call) -> Finding | None:
+    t = call.target
+    if t is None or call.options.get("pos_weight") is not None or t.size == 0:
+        return None
+    if not np.all((t == 0) | (t == 1)):
+        return None
+    positives = int(np.count_nonzero(t))
+    found = _imbalance(np.array([t.size - positives, positives]))
+    if found is None:
+        return None
+    pos_weight = (t.size - positives) / positives
+    return Finding(
+        "class-imbalance",
+        f"{positives} of the {t.size} labels are positive: the mean is dominated by the "
+        f"{'negatives' if found[0] == 0 else 'positives'}.",
+        f"weight the positive term by negatives / positives, pos_weight={pos_weight:.4g}.",
+        call.text(pos_weight=pos_weight),
+        call.evaluate(call.input, t, pos_weight=pos_weight),
+    )
+
+
+_DIAGNOSTICS: dict[str, tuple[Callable[[_Call], Finding | None], ...]] = {
+    "cross_entropy": (
+        _probabilities_as_logits,
+        _one_hot_target,
+        _unnormalised_target,
+        _class_imbalance,
+    ),
+    "focal_loss": (_probabilities_as_logits, _one_hot_target, _class_imbalance),
+    "softmax_entropy": (_probabilities_as_logits,),
+    "nll_loss": (
+        _probabilities_as_log_probabilities,
+        _unnormalised_log_probabilities,
+        _one_hot_target,
+        _class_imbalance,
+    ),
+    "kl_div": (
+        _probabilities_as_log_probabilities,
+        _unnormalised_log_probabilities,
+        _log_target_without_flag,
+        _unnormalised_target,
+        _kl_div_mean,
+    ),
+    "binary_cross_entropy": (_logits_as_probabilities,),
+    "binary_cross_entropy_with_logits": (_label_imbalance,),
+}
+
+
+def _epsilon(value: object, host: np.ndarray) -> float:
+    """The machine epsilon of a floating array's own dtype; 0 for other arrays."""
+    if is_torch(value):
+        return (
+            float(sys.modules["torch"].finfo(value.dtype).eps) if value.is_floating_point() else 0.0
+        )  # type: ignore[attr-defined]
+    try:
+        return float(np.finfo(host.dtype).eps)
+    except (TypeError, ValueError):  # integers, and dtypes NumPy does not know
+        return 0.0
+
+
+def _host(name: str, value: object) -> np.ndarray:
+    """A NumPy copy of an array of any library (or of nested lists of numbers)."""
+    if is_torch(value):
+        value = value.detach().cpu()  # type: ignore[attr-defined]
+        if value.is_floating_point():  # type: ignore[attr-defined]
+            value = value.double()  # type: ignore[attr-defined]
+    try:
+        out = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError):
+        out = np.empty(0, dtype=object)
+    if out.dtype.kind not in "biuf":
+        msg = f"diagnose: {name} must be an array of numbers, got {type(value).__name__}"
+        raise TypeError(msg)
+    return out
+
+
+def loss_functions() -> dict[str, Callable[..., Any]]:
+    """Every loss of losskit by name, in alphabetical order: the public functions that carry
+    a gradient rule (softmax and its relatives included)."""
+    import losskit
+
+    losses = {}
+    for name in sorted(losskit.__all__):
+        try:
+            _autodiff.rule_of(getattr(losskit, name))
+        except TypeError:
+            continue
+        losses[name] = getattr(losskit, name)
+    return losses
+
+
+@contextmanager
+def _checks_paused() -> Iterator[None]:
+    """Run losses without the check hook (the diagnostics call losses themselves)."""
+    _autodiff.install_check(None)
+    try:
+        yield
+    finally:
+        _autodiff.install_check(_warn_findings if _CHECKS_ON[0] else None)
+
+
+def diagnose(
+    loss_name: str, input: Array, target: Array | None = None, **options: Any
+) -> list[Finding]:
+    r"""Look for the usual mistakes in a loss call, without running it.
+
+    Parameters
+    ----------
+    loss_name : str
+        The name of a losskit loss, e.g. ``"cross_entropy"``.
+    input : array
+        The first argument of the loss, an array of any library.
+    target : array, optional
+        The second argument (``None`` for ``softmax_entropy``).
+    **options
+        The keyword arguments of the call (``reduction``, ``weight``, ``dim``, ...).
+
+    Returns
+    -------
+    list of Finding
+        Empty when nothing looks wrong. Each finding has a stable ``code``, a one-line
+        ``message``, the ``fix``, and the ``intended_call`` with its ``intended_value``.
+
+    Notes
+    -----
+    The diagnostics and their codes:
+
+    * ``probabilities-as-logits`` (``cross_entropy``, ``focal_loss``, ``softmax_entropy``):
+      input rows in [0, 1] that sum to 1, so softmax is applied twice;
+    * ``probabilities-as-log-probabilities`` (``nll_loss``, ``kl_div``): probabilities where
+      log-probabilities belong;
+    * ``unnormalised-log-probabilities`` (``nll_loss``, ``kl_div``): rows whose ``exp`` does
+      not sum to 1, such as logits, or log-probabilities of rows summing to 1.1;
+    * ``logits-as-probabilities`` (``binary_cross_entropy``): values outside [0, 1];
+    * ``one-hot-target`` (``cross_entropy``, ``nll_loss``, ``focal_loss``): integer one-hot
+      rows where class indices belong;
+    * ``unnormalised-target`` (``cross_entropy``, ``kl_div``): probability targets whose rows
+      do not sum to 1;
+    * ``log-target-without-flag`` (``kl_div``): log-probability targets without
+      ``log_target=True``;
+    * ``kl-div-mean`` (``kl_div``): ``reduction="mean"`` where ``"batchmean"`` is meant;
+    * ``class-imbalance`` (class-index losses, ``binary_cross_entropy_with_logits``): the
+      commonest class has at least ten times the targets of the rarest present one.
+
+    A row counts as a probability distribution when
+
+    .. math::
+
+        0 \le x_{i,c} \le 1 \quad\text{and}\quad \Bigl|\sum_c x_{i,c} - 1\Bigr| \le 10^{-3}
+        \quad\text{for every row } i,
+
+    with at least two classes, so ordinary logits (which have negative entries) and
+    log-probabilities never qualify. Losses without diagnostics return an empty list.
+
+    References
+    ----------
+    PyTorch documentation, ``torch.nn.CrossEntropyLoss``, ``torch.nn.NLLLoss`` and
+    ``torch.nn.KLDivLoss`` (what each expects as input).
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> (finding,) = lk.diagnose("cross_entropy", np.array([[0.1, 0.6, 0.3]]), np.array([1]))
+    >>> finding.code, finding.intended_call, round(finding.intended_value, 6)
+    ('probabilities-as-logits', 'cross_entropy(log(input), target)', 0.510826)
+    >>> lk.diagnose("cross_entropy", np.array([[2.0, -1.0, 0.5]]), np.array([1]))
+    []
+    """
+    losses = loss_functions()
+    if loss_name not in losses:
+        msg = (
+            f"diagnose: loss_name must name a losskit loss ({', '.join(losses)}), got {loss_name!r}"
+        )
+        raise ValueError(msg)
+    rules = _DIAGNOSTICS.get(loss_name, ())
+    host = _host("input", input)
+    t = None if target is None else _host("target", target)
+    x = host.astype(np.float64)
+    if not rules or x.ndim == 0:
+        return []
+    try:
+        axis = (
+            x.ndim - 1 if loss_name == "kl_div" else class_axis(loss_name, x, options.get("dim", 1))
+        )
+    except (ValueError, TypeError):
+        return []  # a bad dim: the loss itself says what is wrong
+    eps = max(_epsilon(input, host), 0.0 if t is None else _epsilon(target, t))
+    tolerance = max(ROW_SUM_TOLERANCE, x.shape[axis] * eps)
+    call = _Call(loss_name, losses[loss_name], x, t, options, axis, tolerance)
+    with _checks_paused(), np.errstate(all="ignore"):
+        return [f for f in (rule(call) for rule in rules) if f is not None]
+
+
+_CHECKS_ON = [False]
+
+
+def _warn_findings(loss_name: str, bound: inspect.BoundArguments) -> None:
+    """The check hook: warn about every finding of the call (arrays with readable values)."""
+    if loss_name not in _DIAGNOSTICS:
+        return
+    params = bound.signature.parameters
+    arrays = [
+        bound.arguments.get(n) for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+    if not all(a is None or is_concrete(a) for a in arrays):
+        return
+    options = {
+        n: v for n, v in bound.arguments.items() if params[n].kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    try:
+        findings = diagnose(loss_name, *arrays, **options)
+    except (ValueError, TypeError):
+        return  # the loss itself will say what is wrong with these arguments
+    for finding in findings:
+        warnings.warn(str(finding), LosskitWarning, stacklevel=3)
+
+
+def set_checks(enabled: bool) -> bool:
+    r"""Turn the misuse diagnostics on or off for every loss call.
+
+    Parameters
+    ----------
+    enabled : bool
+        ``True`` to run :func:`diagnose` before every loss call and emit each finding as a
+        :class:`LosskitWarning`; ``False`` (the default state) to stop.
+
+    Returns
+    -------
+    bool
+        The previous setting, so that a caller can restore it.
+
+    Notes
+    -----
+    The checks copy the arguments to NumPy and compute the intended value, so they cost
+    about as much as the loss itself: turn them on while developing, not in a training loop
+    that must be fast. Calls whose arrays cannot be read (inside ``jax.jit`` or ``jax.grad``)
+    are not checked. Use :mod:`warnings` filters to make the warnings errors, e.g.
+    ``warnings.simplefilter("error", lk.LosskitWarning)``. The cost per call is
+
+    .. math::
+
+        O(\text{input.size} + \text{target.size})
+
+    plus one evaluation of the loss for each finding.
+
+    References
+    ----------
+    Python documentation, :mod:`warnings` (filters and categories).
+
+    Examples
+    --------
+    >>> import warnings, numpy as np, losskit as lk
+    >>> previous = lk.set_checks(True)
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = lk.nll_loss(np.array([[0.2, 0.8]]), np.array([1]))
+    >>> caught[0].category.__name__, str(caught[0].message).split("]")[0]
+    ('LosskitWarning', '[probabilities-as-log-probabilities')
+    >>> lk.set_checks(previous)
+    True
+    """
+    if not isinstance(enabled, bool):
+        msg = f"set_checks: enabled must be a bool, got {type(enabled).__name__}"
+        raise TypeError(msg)
+    previous = _CHECKS_ON[0]
+    _CHECKS_ON[0] = enabled
+    _autodiff.install_check(_warn_findings if enabled else None)
+    return previous

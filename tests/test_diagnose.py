@@ -1,0 +1,287 @@
+"""Misuse diagnostics: every diagnostic fires on the mistake it names and stays quiet on
+well-formed calls, its intended value agrees with a NumPy formula written here, and
+``set_checks`` turns the findings into warnings without recursing or touching traced arrays."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import losskit as lk
+
+RNG = np.random.default_rng(11)
+LOGITS = 2 * RNG.normal(size=(6, 4))
+TARGET = np.array([0, 3, 1, 2, 3, 0])
+PROBS = np.exp(LOGITS) / np.exp(LOGITS).sum(axis=1, keepdims=True)
+Q = RNG.dirichlet(np.ones(4), size=6)
+IMBALANCED = np.array([0] * 30 + [1] * 2)
+IMBALANCED_LOGITS = RNG.normal(size=(32, 2))
+
+
+# --- independent NumPy oracles ---------------------------------------------------------------
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def ce(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
+    w_y = np.ones(len(y)) if w is None else w[y]
+    return float(np.sum(-w_y * log_softmax(x)[np.arange(len(y)), y]) / np.sum(w_y))
+
+
+def focal(x: np.ndarray, y: np.ndarray, gamma: float = 2.0, alpha: np.ndarray | None = None) -> float:
+    log_p = log_softmax(x)[np.arange(len(y)), y]
+    a = np.ones(len(y)) if alpha is None else alpha[y]
+    return float(np.sum(-a * (1 - np.exp(log_p)) ** gamma * log_p) / np.sum(a))
+
+
+def kl(log_p: np.ndarray, t: np.ndarray, denominator: float) -> float:
+    return float(np.sum(np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0) - t * log_p) / denominator)
+
+
+def bce_with_logits(x: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> float:
+    log_sig, log_1msig = -np.logaddexp(0, -x), -np.logaddexp(0, x)
+    return float(np.mean(-(pos_weight * y * log_sig + (1 - y) * log_1msig)))
+
+
+def codes(*args: object, **options: object) -> list[str]:
+    return [f.code for f in lk.diagnose(*args, **options)]
+
+
+def only(code: str, *args: object, **options: object) -> lk._diagnose.Finding:
+    findings = [f for f in lk.diagnose(*args, **options) if f.code == code]
+    assert len(findings) == 1, [f.code for f in lk.diagnose(*args, **options)]
+    return findings[0]
+
+
+@pytest.fixture(autouse=True)
+def checks_off() -> Iterator[None]:
+    yield
+    lk.set_checks(False)
+
+
+# --- each diagnostic: a call that triggers it, with its intended value ---------------------
+
+TRIGGERS = [
+    # softmax applied twice: the intended call takes log(p), whose softmax is p again
+    ("probabilities-as-logits", ("cross_entropy", PROBS, TARGET), {}, ce(LOGITS, TARGET)),
+    ("probabilities-as-logits", ("focal_loss", PROBS, TARGET), {"gamma": 1.0}, focal(LOGITS, TARGET, 1.0)),
+    (
+        "probabilities-as-logits",
+        ("softmax_entropy", PROBS),
+        {},
+        float(np.mean(-(PROBS * np.log(PROBS)).sum(axis=1))),
+    ),
+    ("probabilities-as-logits", ("cross_entropy", np.array([[0.1, 0.6, 0.3]]), np.array([1])), {}, -np.log(0.6)),
+    ("probabilities-as-log-probabilities", ("nll_loss", PROBS, TARGET), {}, ce(LOGITS, TARGET)),
+    (
+        "probabilities-as-log-probabilities",
+        ("kl_div", PROBS, Q),
+        {"reduction": "batchmean"},
+        kl(np.log(PROBS), Q, 6),
+    ),
+    ("unnormalised-log-probabilities", ("nll_loss", LOGITS, TARGET), {}, ce(LOGITS, TARGET)),
+    (
+        "unnormalised-log-probabilities",  # the tutorial's table: a row of probabilities summing to 1.1
+        ("nll_loss", np.log(np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.3, 0.4, 0.4]])), np.array([2, 1, 0])),
+        {},
+        ce(np.log(np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.3, 0.4, 0.4]])), np.array([2, 1, 0])),
+    ),
+    (
+        "unnormalised-log-probabilities",
+        ("kl_div", LOGITS, Q),
+        {"reduction": "batchmean"},
+        kl(log_softmax(LOGITS), Q, 6),
+    ),
+    (
+        "logits-as-probabilities",
+        ("binary_cross_entropy", LOGITS.ravel(), (LOGITS.ravel() > 0).astype(float)),
+        {},
+        bce_with_logits(LOGITS.ravel(), (LOGITS.ravel() > 0).astype(float)),
+    ),
+    ("one-hot-target", ("cross_entropy", LOGITS, np.eye(4, dtype=np.int64)[TARGET]), {}, ce(LOGITS, TARGET)),
+    (
+        "one-hot-target",
+        ("nll_loss", log_softmax(LOGITS), np.eye(4, dtype=np.int64)[TARGET]),
+        {"weight": np.array([1.0, 2.0, 3.0, 4.0])},
+        ce(LOGITS, TARGET, np.array([1.0, 2.0, 3.0, 4.0])),
+    ),
+    ("one-hot-target", ("focal_loss", LOGITS, np.eye(4)[TARGET]), {}, focal(LOGITS, TARGET)),
+    (
+        "unnormalised-target",
+        ("cross_entropy", LOGITS, 2 * Q),
+        {},
+        float(np.mean(-(Q * log_softmax(LOGITS)).sum(axis=1))),
+    ),
+    ("unnormalised-target", ("kl_div", log_softmax(LOGITS), 3 * Q), {"reduction": "sum"}, kl(log_softmax(LOGITS), Q, 1)),
+    (
+        "unnormalised-target",
+        ("kl_div", log_softmax(LOGITS), np.log(Q) + 0.5),
+        {"reduction": "batchmean", "log_target": True},
+        kl(log_softmax(LOGITS), Q, 6),
+    ),
+    (
+        "log-target-without-flag",
+        ("kl_div", log_softmax(LOGITS), np.log(Q)),
+        {"reduction": "batchmean"},
+        kl(log_softmax(LOGITS), Q, 6),
+    ),
+    ("kl-div-mean", ("kl_div", log_softmax(LOGITS), Q), {}, kl(log_softmax(LOGITS), Q, 6)),
+    (
+        "class-imbalance",
+        ("cross_entropy", IMBALANCED_LOGITS, IMBALANCED),
+        {},
+        ce(IMBALANCED_LOGITS, IMBALANCED, 32 / (2 * np.array([30.0, 2.0]))),
+    ),
+    (
+        "class-imbalance",
+        ("focal_loss", IMBALANCED_LOGITS, IMBALANCED),
+        {"gamma": 2.0},
+        focal(IMBALANCED_LOGITS, IMBALANCED, 2.0, 32 / (2 * np.array([30.0, 2.0]))),
+    ),
+    (
+        "class-imbalance",
+        ("binary_cross_entropy_with_logits", IMBALANCED_LOGITS[:, 0], IMBALANCED.astype(float)),
+        {},
+        bce_with_logits(IMBALANCED_LOGITS[:, 0], IMBALANCED.astype(float), pos_weight=15.0),
+    ),
+]
+
+
+@pytest.mark.parametrize(("code", "args", "options", "intended"), TRIGGERS, ids=lambda v: v if isinstance(v, str) else "")
+def test_each_diagnostic_fires_and_gives_the_intended_value(code, args, options, intended) -> None:  # noqa: ANN001
+    finding = only(code, *args, **options)
+    assert finding.intended_value == pytest.approx(intended, rel=1e-10)
+    assert finding.message and finding.fix and finding.intended_call.startswith(args[0])
+    assert "\n" not in finding.message + finding.fix
+    assert str(finding).startswith(f"[{code}] ")
+
+
+def test_every_diagnostic_has_a_trigger() -> None:
+    documented = {line.split("``")[1] for line in lk.diagnose.__doc__.splitlines() if line.strip().startswith("* ``")}
+    assert {t[0] for t in TRIGGERS} == documented
+
+
+# --- and calls that must not trigger it --------------------------------------------------------
+
+QUIET = [
+    ("cross_entropy", LOGITS, TARGET, {}),
+    ("cross_entropy", RNG.uniform(size=(6, 4)), TARGET, {}),  # in [0, 1] but rows do not sum to 1
+    ("cross_entropy", LOGITS, np.eye(4)[TARGET], {}),  # float one-hot rows are class probabilities
+    ("cross_entropy", LOGITS, Q, {"label_smoothing": 0.1}),
+    ("cross_entropy", LOGITS, np.array([[1, 0, 2, 0]] * 6), {}),  # integer, input-shaped, not one-hot
+    ("focal_loss", LOGITS, TARGET, {"gamma": 2.0}),
+    ("softmax_entropy", LOGITS, None, {}),
+    ("nll_loss", log_softmax(LOGITS), TARGET, {}),
+    ("nll_loss", np.array([[-np.inf, np.log(0.25), np.log(0.75)]]), np.array([2]), {}),  # -inf log-probability
+    ("kl_div", log_softmax(LOGITS), Q, {"reduction": "batchmean"}),
+    ("kl_div", log_softmax(LOGITS), np.log(Q), {"reduction": "batchmean", "log_target": True}),
+    ("kl_div", log_softmax(LOGITS), np.eye(4)[TARGET], {"reduction": "sum"}),  # zeros in the target
+    ("kl_div", np.log(np.array([0.2, 0.3, 0.5])), np.array([0.1, 0.6, 0.3]), {}),  # 1-D: "mean" is the batchmean
+    ("binary_cross_entropy", PROBS.ravel(), (PROBS.ravel() > 0.25).astype(float), {}),
+    ("binary_cross_entropy_with_logits", LOGITS.ravel(), (LOGITS.ravel() > 0).astype(float), {}),
+    ("cross_entropy", IMBALANCED_LOGITS, IMBALANCED, {"weight": np.array([0.5, 8.0])}),  # already weighted
+    ("cross_entropy", IMBALANCED_LOGITS[:12], np.array([0] * 12), {}),  # one class only: no ratio
+    ("cross_entropy", IMBALANCED_LOGITS, np.arange(32) % 2, {}),
+    ("binary_cross_entropy_with_logits", IMBALANCED_LOGITS[:, 0], IMBALANCED.astype(float), {"pos_weight": 15.0}),
+    ("mse_loss", LOGITS, PROBS, {}),  # no diagnostics for regression losses
+]
+
+
+@pytest.mark.parametrize(("loss", "x", "t", "options"), QUIET, ids=lambda v: v if isinstance(v, str) else "")
+def test_well_formed_calls_raise_no_finding(loss, x, t, options) -> None:  # noqa: ANN001
+    assert codes(loss, x, t, **options) == []
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), c=st.integers(2, 50), scale=st.sampled_from([0.5, 1.0, 3.0, 10.0]))
+def test_no_false_alarm_on_random_logits_log_probabilities_or_probability_targets(seed, n, c, scale) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(seed)
+    logits = scale * rng.normal(size=(n, c))
+    target = (np.arange(n) + seed) % c  # balanced classes
+    q = rng.dirichlet(np.full(c, 0.5), size=n)
+    for loss in ("cross_entropy", "focal_loss"):
+        assert codes(loss, logits, target) == []
+    assert codes("cross_entropy", logits, q) == []
+    assert codes("softmax_entropy", logits) == []
+    assert codes("nll_loss", log_softmax(logits), target) == []
+    assert codes("kl_div", log_softmax(logits), q, reduction="batchmean") == []
+    assert codes("kl_div", log_softmax(logits), np.log(q), reduction="batchmean", log_target=True) == []
+
+
+# --- the API around the diagnostics -----------------------------------------------------------
+
+
+def test_diagnose_validates_its_arguments() -> None:
+    with pytest.raises(ValueError, match="loss_name must name a losskit loss"):
+        lk.diagnose("crossentropy", LOGITS, TARGET)
+    with pytest.raises(TypeError, match="diagnose: input must be an array of numbers"):
+        lk.diagnose("cross_entropy", "logits", TARGET)
+    assert lk.diagnose("cross_entropy", LOGITS, TARGET, dim=5) == []  # the loss itself reports the bad dim
+    assert lk.diagnose("cross_entropy", np.float64(0.5), TARGET) == []
+
+
+def test_the_tutorials_mistakes_are_caught() -> None:
+    from losskit._worked_examples import EXAMPLES
+
+    caught = {e.number: [f.code for f in e.misuse()] for e in EXAMPLES if e.misuse is not None}
+    assert caught == {2: ["probabilities-as-log-probabilities"], 7: ["probabilities-as-logits"]}
+
+
+def test_diagnose_reads_arrays_of_other_libraries() -> None:
+    torch = pytest.importorskip("torch")
+    import array_api_strict as xps
+
+    expected = codes("nll_loss", PROBS, TARGET)
+    probs = torch.tensor(PROBS, dtype=torch.float32, requires_grad=True)
+    assert codes("nll_loss", probs, torch.tensor(TARGET)) == expected
+    assert codes("nll_loss", probs.to(torch.bfloat16), torch.tensor(TARGET)) == expected
+    assert codes("nll_loss", xps.asarray(PROBS), xps.asarray(TARGET)) == expected
+
+
+def test_set_checks_warns_once_per_finding_and_keeps_the_value() -> None:
+    assert lk.set_checks(True) is False
+    with pytest.warns(lk.LosskitWarning, match=r"^\[probabilities-as-logits\]") as caught:
+        value = lk.cross_entropy(PROBS, TARGET)
+    assert float(value) == pytest.approx(ce(PROBS, TARGET))  # the warning changes nothing
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
+    assert issubclass(lk.LosskitWarning, UserWarning)
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        lk.cross_entropy(LOGITS, TARGET)
+        lk.diagnose("cross_entropy", PROBS, TARGET)  # the diagnostics' own loss calls are not checked
+        lk.mse_loss(LOGITS, PROBS)
+    assert quiet == []
+    assert lk.set_checks(False) is True
+    lk.cross_entropy(PROBS, TARGET)  # off again: warnings are errors here, so none was emitted
+
+
+def test_set_checks_warns_for_every_finding_of_a_call() -> None:
+    lk.set_checks(True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lk.kl_div(PROBS, Q)  # probabilities as input, and the default "mean"
+    assert [str(w.message).split("]")[0][1:] for w in caught] == ["probabilities-as-log-probabilities", "kl-div-mean"]
+
+
+def test_set_checks_leaves_traced_arrays_alone() -> None:
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    lk.set_checks(True)
+    probs, target = jnp.asarray(PROBS, dtype=jnp.float32), jnp.asarray(TARGET)
+    traced = jax.jit(lambda p: lk.cross_entropy(p, target))(probs)  # no warning under jit
+    with pytest.warns(lk.LosskitWarning, match="probabilities-as-logits"):
+        eager = lk.cross_entropy(probs, target)
+    assert float(traced) == pytest.approx(float(eager), rel=1e-6)
+
+
+def test_set_checks_takes_a_bool() -> None:
+    with pytest.raises(TypeError, match="set_checks: enabled must be a bool, got int"):
+        lk.set_checks(1)
