@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,9 +58,14 @@ def test_the_tour_names_the_wrong_claims_and_ranks_the_wine_models() -> None:
     assert "Wrong claims in the tutorials: #2, #5, #7" in text
     assert "model one: error rate 0.333, cross-entropy 1.378389" in text
     assert "model two: error rate 0.333, cross-entropy 0.639108" in text
+    assert "#7 cross_entropy(x, target=[1]): the tutorial says 0.51, the right value is 0.853287" in text
+    assert "losskit check flags it: [unnormalised-log-probabilities]" in text  # the row summing to 1.1
 
 
-def test_python_dash_m_losskit_runs_the_tour() -> None:
-    done = subprocess.run([sys.executable, "-m", "losskit"], capture_output=True, text=True, timeout=60)
+def test_python_dash_m_losskit_runs_the_tour(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "losskit", "tour", "--no-figures"], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "nll_loss(softmax(x), target=[1, 0, 4]) = -0.386140   (tutorial: 1.3537, WRONG)" in done.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,5 @@
-"""``python -m losskit``: the tour of the tutorials' worked examples."""
+"""``python -m losskit``: the ``losskit`` command (with no arguments, the tour)."""
 
-from ._tour import tour
+from .cli import main
 
-tour()
+raise SystemExit(main())

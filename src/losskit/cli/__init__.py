@@ -1,0 +1,270 @@
+"""The ``losskit`` command: explain a loss step by step, check a call for misuse, plot losses,
+tour the tutorials' worked examples, and train a small demo.
+
+The parser needs only the standard library and losskit; the commands print with rich and
+draw with matplotlib (the ``cli`` extra), imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from .. import __version__
+from .._diagnose import loss_functions
+from ._curves import CURVES, PlotSettings
+from ._explain import EXPLAINERS
+from ._inputs import UsageError, loss_options, parameter_docs, read_array, summary
+
+__all__ = ["build_parser", "main"]
+
+_EXTRA = ("rich", "matplotlib", "sklearn")  # what the commands import beyond the core
+
+
+_ARRAY_FORMS = "An array literal, such as [[0.1, 0.6, 0.3]] or [1, 0], or a .npy file."
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _add_loss_parsers(command: argparse.ArgumentParser, json_help: str) -> None:
+    """One sub-command per loss, with that loss's arrays and every option it takes."""
+    losses = command.add_subparsers(
+        dest="loss", metavar="LOSS", required=True, title="losses", help="the loss to work with"
+    )
+    functions = loss_functions()
+    for name in EXPLAINERS:
+        fn = functions[name]
+        docs = parameter_docs(fn)
+        parser = losses.add_parser(name, help=summary(fn), description=f"{name}: {summary(fn)}")
+        parameters = inspect.signature(fn).parameters.items()
+        arrays = [n for n, p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+        for flag, parameter in zip(("--input", "--target"), arrays, strict=False):
+            kind, description = docs[parameter]
+            parser.add_argument(
+                flag,
+                required=True,
+                type=read_array,
+                metavar="ARRAY",
+                help=f"{kind}. {description} {_ARRAY_FORMS}",
+            )
+        for option in loss_options(fn):
+            option.add_to(parser)
+        parser.add_argument("--json", action="store_true", help=json_help)
+        parser.set_defaults(parser=parser)
+
+
+def _positive(kind: type) -> Any:
+    def convert(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            msg = f"must be > 0, got {text}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    convert.__name__ = kind.__name__  # argparse names the type in its messages
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``losskit`` command line."""
+    parser = _Parser(
+        prog="losskit",
+        description="Loss functions shown at work: the arithmetic, the usual mistakes, the curves.",
+        epilog="With no command, losskit runs the tour.",
+    )
+    parser.add_argument("--version", action="version", version=f"losskit {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", help="what to do (default: tour)"
+    )
+    for name, summary_line, description, json_help in (
+        (
+            "explain",
+            "compute a loss step by step for the numbers given",
+            "Show the formula, every intermediate (softmax per row, the picked probability, -log, "
+            "weights, ...), the reduction with its exact denominator, the value and the gradient with "
+            "respect to the input, and any misuse losskit check finds.",
+            "print the explanation as JSON (steps, reduction, value, gradient, findings)",
+        ),
+        (
+            "check",
+            "look for the usual mistakes in a loss call",
+            "Run losskit.diagnose on a loss call: probabilities where logits belong, one-hot targets, "
+            "unnormalised rows, kl_div's 'mean', class imbalance. Each finding gives the fix and the "
+            "value under the call probably meant. Exit status 1 when something is found, 0 otherwise.",
+            "print the findings as a JSON list",
+        ),
+    ):
+        _add_loss_parsers(
+            commands.add_parser(name, help=summary_line, description=description), json_help
+        )
+    _add_plot_parser(commands)
+    tour = commands.add_parser(
+        "tour",
+        help="the tutorials' worked examples, recomputed (the default)",
+        description="Walk through every worked example of the tutorials losskit grew out of, show why "
+        "cross-entropy ranks two models that the error rate cannot, name the three wrong claims with "
+        "the right values, and write the figures.",
+    )
+    tour.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("losskit-figures"),
+        metavar="DIR",
+        help="folder for the figures, created if missing (default: losskit-figures)",
+    )
+    tour.add_argument(
+        "--no-figures", action="store_true", help="print the tour only, write no figures"
+    )
+    demo = commands.add_parser(
+        "demo",
+        help="train a small model with different losses",
+        description="Train a model with several losses and compare them.",
+    )
+    datasets = demo.add_subparsers(
+        dest="dataset", metavar="DATASET", required=True, title="demos", help="the demo to run"
+    )
+    wine = datasets.add_parser(
+        "wine",
+        help="softmax regression on scikit-learn's wine data",
+        description="Train the softmax classifier of examples/softmax_regression.py (plain NumPy and "
+        "losskit.value_and_grad) with cross-entropy, MSE on the probabilities and focal loss; print "
+        "epochs to the target train accuracy, final test accuracy and final loss; save the learning "
+        "curves. Needs scikit-learn.",
+    )
+    wine.add_argument(
+        "--epochs",
+        type=_positive(int),
+        default=100,
+        metavar="N",
+        help="full-batch epochs (default: 100)",
+    )
+    wine.add_argument(
+        "--learning-rate",
+        type=_positive(float),
+        default=0.01,
+        metavar="LR",
+        help="gradient-descent step size; small enough that the losses differ (default: 0.01)",
+    )
+    wine.add_argument(
+        "--seed", type=int, default=0, help="seed of the split and the initial weights (default: 0)"
+    )
+    wine.add_argument(
+        "--accuracy",
+        type=_positive(float),
+        default=0.9,
+        metavar="FRACTION",
+        help="the train accuracy whose first epoch the table reports (default: 0.9)",
+    )
+    wine.add_argument(
+        "--out",
+        type=Path,
+        default=Path("wine-learning-curves.png"),
+        metavar="FILE.png",
+        help="where to save the learning curves (default: wine-learning-curves.png)",
+    )
+    return parser
+
+
+def _add_plot_parser(commands: Any) -> None:
+    defaults = PlotSettings()
+    plot = commands.add_parser(
+        "plot",
+        help="draw losses and their gradient magnitudes",
+        description="Draw each loss and the size of its gradient: classification losses against the "
+        "predicted probability of the true class (gradient with respect to its logit), regression "
+        "losses against the error input - target.",
+    )
+    plot.add_argument(
+        "losses",
+        nargs="+",
+        choices=list(CURVES),
+        metavar="LOSS",
+        help=f"what to draw: {', '.join(CURVES)}",
+    )
+    plot.add_argument(
+        "--out", type=Path, required=True, metavar="FILE.png", help="the PNG file to write"
+    )
+    plot.add_argument(
+        "--gamma",
+        type=float,
+        nargs="+",
+        default=list(defaults.gammas),
+        metavar="G",
+        help="focal losses: one curve per gamma (default: 0.5 1 2 5)",
+    )
+    plot.add_argument(
+        "--alpha",
+        type=float,
+        default=defaults.alpha,
+        help="sigmoid_focal_loss: weight of the positive class (default: 0.25)",
+    )
+    plot.add_argument(
+        "--delta", type=float, default=defaults.delta, help="huber_loss: delta (default: 1)"
+    )
+    plot.add_argument(
+        "--beta", type=float, default=defaults.beta, help="smooth_l1_loss: beta (default: 1)"
+    )
+
+
+def _without_extra(args: argparse.Namespace, missing: str) -> int:
+    """Without the ``cli`` extra: the plain-text tour, or a one-line error."""
+    if args.command == "tour":
+        from .._tour import tour
+
+        tour()
+        print("\n(pip install 'losskit[cli]' for the styled tour and its figures)")
+        return 0
+    print(
+        f"losskit {args.command}: error: needs {missing}: pip install 'losskit[cli]' scikit-learn",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``losskit`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``losskit`` (default: ``sys.argv[1:]``). None runs the tour.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 when ``check`` finds a problem, 2 for a usage error
+        (reported in one line on stderr).
+
+    Examples
+    --------
+    >>> main(["check", "cross_entropy", "--input", "[[2.0, -1.0, 0.5]]", "--target", "[0]"])
+    cross_entropy: no problems found
+    0
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:
+        args = parser.parse_args(["tour"])
+    try:
+        from . import _commands
+
+        return _commands.run(args)
+    except ModuleNotFoundError as error:
+        if error.name not in _EXTRA:
+            raise
+        return _without_extra(args, error.name)
+    except UsageError as error:
+        prog = args.parser.prog if hasattr(args, "parser") else f"losskit {args.command}"
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,187 @@
+"""What the command line reads: arrays (JSON-like literals or ``.npy`` files) and the options
+of each loss, built from the loss's own signature and docstring so that they never drift."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LossOption", "UsageError", "loss_options", "parameter_docs", "read_array", "summary"]
+
+LEGACY = ("size_average", "reduce")  # deprecated spellings of reduction, not offered
+
+
+class UsageError(Exception):
+    """A request the command cannot carry out; reported in one line, with exit status 2."""
+
+
+def read_array(text: str) -> np.ndarray:
+    """An array from a JSON-like literal (``[[0.1, 0.6, 0.3]]``, ``.5`` allowed) or a ``.npy`` path.
+
+    Raises ``argparse.ArgumentTypeError`` with a one-line reason, which argparse reports as
+    an error in the argument.
+
+    Examples
+    --------
+    >>> read_array("[[0.1, .6, 0.3]]")
+    array([[0.1, 0.6, 0.3]])
+    >>> read_array("[1, 0]").dtype.kind
+    'i'
+    """
+    if text.endswith(".npy"):
+        try:
+            value = np.load(text, allow_pickle=False)
+        except OSError as error:
+            msg = f"cannot read {text}: {error.strerror or error}"
+            raise argparse.ArgumentTypeError(msg) from None
+        except ValueError:
+            msg = f"{text} is not a .npy file of numbers"
+            raise argparse.ArgumentTypeError(msg) from None
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError, TypeError):
+                msg = f"{text!r} is neither an array literal such as [[0.1, 0.6, 0.3]] nor a .npy file"
+                raise argparse.ArgumentTypeError(msg) from None
+    try:
+        array = np.asarray(value)
+    except ValueError:
+        msg = f"{text!r} is not rectangular: its rows have different lengths"
+        raise argparse.ArgumentTypeError(msg) from None
+    if array.dtype.kind not in "biuf":
+        msg = f"{text!r} must hold numbers only"
+        raise argparse.ArgumentTypeError(msg)
+    return array
+
+
+_TEX = {
+    "varepsilon": "ε",
+    "alpha": "α",
+    "gamma": "γ",
+    "beta": "β",
+    "delta": "δ",
+    "sum": "Σ",
+    "|": "‖",
+    ",": "",
+}
+
+
+def _plain(text: str) -> str:
+    """Docstring text without reStructuredText markup, on one line, safe for argparse."""
+    text = re.sub(r":\w+:`~?([^`]*)`", r"\1", text)
+    text = re.sub(r"\\([a-z]+|[|,])", lambda m: _TEX.get(m.group(1), m.group(1)), text)
+    text = text.replace("``", "")
+    return " ".join(text.split()).replace("%", "%%")
+
+
+def summary(fn: Callable[..., Any]) -> str:
+    """The first line of ``fn``'s docstring, without markup.
+
+    Examples
+    --------
+    >>> import losskit as lk
+    >>> summary(lk.kl_div)
+    'Kullback-Leibler divergence KL(t ‖ p) with input = log p.'
+    """
+    return _plain((inspect.getdoc(fn) or "").splitlines()[0])
+
+
+def parameter_docs(fn: Callable[..., Any]) -> dict[str, tuple[str, str]]:
+    """``name -> (type line, description)`` from the numpydoc Parameters section of ``fn``.
+
+    Examples
+    --------
+    >>> import losskit as lk
+    >>> parameter_docs(lk.huber_loss)["delta"]
+    ('float > 0, default 1', 'Where the quadratic part ends; inf gives 0.5 z**2.')
+    """
+    doc = inspect.getdoc(fn) or ""
+    section = doc.split("Parameters\n----------\n", 1)[-1]
+    section = re.split(r"\n\S[^\n]*\n-{3,}\n", section, maxsplit=1)[0]
+    docs: dict[str, tuple[str, str]] = {}
+    for header, body in re.findall(
+        r"^(\S[^\n]*)\n((?:(?:[ ]{4}[^\n]*)?\n)*)", section + "\n", re.M
+    ):
+        names, _, kind = header.partition(" : ")
+        for name in names.split(", "):
+            docs[name.strip()] = (_plain(kind), _plain(body))
+    return docs
+
+
+@dataclass(frozen=True)
+class LossOption:
+    """One keyword option of a loss, as a command-line flag."""
+
+    name: str
+    kind: str  # "flag", "int", "float", "choice" or "array"
+    default: Any
+    choices: tuple[str, ...]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        """Add this option to ``parser`` (the parsed value lands in ``self.name``)."""
+        common: dict[str, Any] = {"dest": self.name, "default": self.default, "help": self.help}
+        if self.kind == "flag":
+            parser.add_argument(self.flag, action="store_true", **common)
+        elif self.kind == "choice":
+            parser.add_argument(self.flag, choices=self.choices, **common)
+        else:
+            kinds: dict[str, Callable[[str], Any]] = {
+                "int": int,
+                "float": float,
+                "array": read_array,
+            }
+            metavar = {"int": "INT", "float": "FLOAT", "array": "ARRAY"}[self.kind]
+            parser.add_argument(self.flag, type=kinds[self.kind], metavar=metavar, **common)
+
+
+def _kind(parameter: inspect.Parameter) -> str:
+    annotation = str(parameter.annotation)
+    if "Array" in annotation:
+        return "array"
+    kinds = {"bool": "flag", "int": "int", "float": "float", "str": "choice"}
+    if annotation not in kinds:
+        msg = f"no command-line form for option {parameter.name}: {annotation}"
+        raise TypeError(msg)
+    return kinds[annotation]
+
+
+def loss_options(fn: Callable[..., Any]) -> list[LossOption]:
+    """The keyword options of a losskit loss (legacy ``size_average``/``reduce`` left out).
+
+    Examples
+    --------
+    >>> import losskit as lk
+    >>> [(o.flag, o.kind, o.default) for o in loss_options(lk.smooth_l1_loss)]
+    [('--reduction', 'choice', 'mean'), ('--beta', 'float', 1.0)]
+    """
+    docs = parameter_docs(fn)
+    options = []
+    for name, parameter in inspect.signature(fn).parameters.items():
+        if parameter.kind is not parameter.KEYWORD_ONLY or name in LEGACY:
+            continue
+        kind = _kind(parameter)
+        type_line, description = docs.get(name, ("", ""))
+        choices = (
+            tuple(re.findall(r'"(\w+)"', type_line.partition("}")[0])) if kind == "choice" else ()
+        )
+        shown = f"{type_line}. {description}" if type_line else description
+        if kind == "array":
+            shown += " Given as an array literal, a number, or a .npy file."
+        options.append(LossOption(name, kind, parameter.default, choices, shown))
+    return options

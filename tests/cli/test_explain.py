@@ -1,0 +1,303 @@
+"""``losskit explain``, for every loss: the value it reports is the loss function's, its steps
+agree with NumPy formulas written here from the input, the loss per position is rebuilt from
+the steps alone, the reduction recomputes to the value, and the gradient matches central
+finite differences. All through the ``--json`` output of the command."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import hypothesis.extra.numpy as hnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import losskit as lk
+from losskit.cli._explain import EXPLAINERS, explain
+
+RNG = np.random.default_rng(7)
+X = RNG.normal(size=(4, 3))
+Y = np.array([2, 0, 1, 2])
+W = np.array([0.5, 2.0, 1.5])
+Q = np.exp(RNG.normal(size=(4, 3)))
+Q = Q / Q.sum(axis=1, keepdims=True)
+P = RNG.uniform(0.05, 0.95, size=5)
+LABELS = np.array([1, 0, 1, 1, 0])
+PRED, TRUE = 2 * RNG.normal(size=6), RNG.normal(size=6)
+X3 = RNG.normal(size=(2, 3, 4))
+Y3 = RNG.integers(0, 3, size=(2, 4))
+
+CASES: list[tuple[str, np.ndarray, np.ndarray | None, dict[str, Any]]] = [
+    ("cross_entropy", X, Y, {}),
+    ("cross_entropy", X, np.array([2, -100, 1, 2]), {"weight": W, "label_smoothing": 0.2}),
+    ("cross_entropy", X3, Y3, {"reduction": "sum", "label_smoothing": 0.1}),
+    ("cross_entropy", X, Q, {"weight": W, "label_smoothing": 0.1}),
+    ("cross_entropy", X, Y, {"reduction": "none", "ignore_index": 0}),
+    ("nll_loss", lk.log_softmax(X, 1), Y, {"weight": W}),
+    ("nll_loss", lk.log_softmax(X, 1), np.array([2, 0, -1, 2]), {"ignore_index": -1, "reduction": "sum"}),
+    ("focal_loss", X, Y, {"gamma": 1.5, "alpha": W}),
+    ("focal_loss", X, Y, {"gamma": 0.5, "alpha": 0.25, "reduction": "none"}),
+    ("focal_loss", X3, Y3, {}),
+    ("softmax_entropy", X, None, {}),
+    ("softmax_entropy", X3, None, {"reduction": "sum"}),
+    ("binary_cross_entropy", P, LABELS, {"weight": np.arange(1.0, 6.0)}),
+    ("binary_cross_entropy", P, P[::-1], {"reduction": "none"}),
+    ("binary_cross_entropy_with_logits", PRED[:5], LABELS, {"pos_weight": 3.0, "label_smoothing": 0.1, "weight": 2.0}),
+    ("binary_cross_entropy_with_logits", PRED[:5], P, {"reduction": "sum"}),
+    ("sigmoid_focal_loss", PRED[:5], LABELS.astype(float), {"reduction": "mean"}),
+    ("sigmoid_focal_loss", PRED[:5], LABELS.astype(float), {"alpha": -1.0, "gamma": 0.5}),
+    ("l1_loss", PRED, TRUE, {"weight": RNG.uniform(size=6)}),
+    ("l1_loss", PRED, TRUE, {"reduction": "sum"}),
+    ("mse_loss", PRED, TRUE, {}),
+    ("mse_loss", PRED, TRUE, {"weight": RNG.uniform(size=6)}),
+    ("smooth_l1_loss", PRED, TRUE, {"beta": 0.7}),
+    ("smooth_l1_loss", PRED, TRUE, {"beta": 0.0, "reduction": "none"}),
+    ("huber_loss", PRED, TRUE, {"delta": 0.8, "weight": RNG.uniform(size=6)}),
+    ("kl_div", lk.log_softmax(X, 1), Q, {"reduction": "batchmean"}),
+    ("kl_div", lk.log_softmax(X, 1), np.log(Q), {"log_target": True}),
+    ("kl_div", lk.log_softmax(X, 1), np.where(Q > 0.4, 0.0, Q), {"reduction": "none"}),
+]
+
+
+def _argv(loss: str, x: np.ndarray, t: np.ndarray | None, options: dict[str, Any]) -> list[str]:
+    argv = ["explain", loss, "--input", json.dumps(np.asarray(x).tolist())]
+    if t is not None:
+        argv += ["--target", json.dumps(np.asarray(t).tolist())]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, np.ndarray):
+            argv += [flag, json.dumps(value.tolist())]
+        else:
+            argv += [flag, str(value)]
+    return [*argv, "--json"]
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def _pick(values: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    return np.take_along_axis(values, np.expand_dims(index, axis), axis).squeeze(axis)
+
+
+def _along(w: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+    return w.reshape([-1 if i == axis else 1 for i in range(ndim)])
+
+
+def _class_positions(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The softmax along dim 1, the safe target indices and where they are not ignored."""
+    valid = t != o.get("ignore_index", -100)
+    return _softmax(x, 1), np.where(valid, t, 0), valid
+
+
+def _rebuild(loss: str, s: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray | None, o: dict[str, Any]) -> np.ndarray:
+    """Check the steps against formulas of the input, then rebuild the loss per position from
+    the steps alone."""
+    close = np.testing.assert_allclose
+    if loss in ("cross_entropy", "focal_loss", "softmax_entropy"):
+        close(s["softmax"], _softmax(x, 1), rtol=1e-12)
+    if loss == "cross_entropy" and t.dtype.kind == "f":
+        close(s["log_probabilities"], np.log(_softmax(x, 1)), rtol=1e-12)
+        eps, num_classes = o.get("label_smoothing", 0.0), x.shape[1]
+        q = (1 - eps) * t + eps / num_classes
+        if eps:
+            close(s["smoothed_target"], q, rtol=1e-12)
+        w = _along(o.get("weight", np.ones(num_classes)), 1, x.ndim)
+        return -(w * q * s["log_probabilities"]).sum(axis=1)
+    if loss in ("cross_entropy", "focal_loss"):
+        p, index, valid = _class_positions(x, t, o)
+        close(s["picked_probability"][valid], _pick(p, index, 1)[valid], rtol=1e-12)
+        close(s["neg_log"][valid], -np.log(s["picked_probability"][valid]), rtol=1e-10, atol=1e-14)
+        assert np.isnan(s["neg_log"][~valid]).all()
+        option = "weight" if loss == "cross_entropy" else "alpha"
+        weights = np.broadcast_to(o.get(option, 1.0), (x.shape[1],))
+        if o.get(option) is not None:
+            close(s["target_weight"][valid], weights[index][valid])
+        w_y = np.where(valid, weights[index], 0.0)
+        if loss == "focal_loss":
+            close(s["modulating_factor"][valid], (1 - s["picked_probability"][valid]) ** o.get("gamma", 2.0), rtol=1e-12)
+            return np.where(valid, w_y * s["modulating_factor"] * s["neg_log"], 0.0)
+        eps = o.get("label_smoothing", 0.0)
+        per = (1 - eps) * w_y * np.nan_to_num(s["neg_log"])
+        if eps:
+            uniform = -(_along(weights, 1, x.ndim) * np.log(p)).sum(axis=1) / x.shape[1]
+            close(s["smoothing_term"][valid], uniform[valid], rtol=1e-12)
+            per = per + eps * np.nan_to_num(s["smoothing_term"])
+        return np.where(valid, per, 0.0)
+    if loss == "nll_loss":
+        _, index, valid = _class_positions(x, t, o)
+        close(s["picked_log_probability"][valid], _pick(x, index, 1)[valid])
+        w_y = np.where(valid, np.asarray(o.get("weight", np.ones(x.shape[1])))[index], 0.0)
+        return np.where(valid, -w_y * np.nan_to_num(s["picked_log_probability"]), 0.0)
+    if loss == "softmax_entropy":
+        p = s["softmax"]
+        close(s["p_log_p"], p * np.log(p), rtol=1e-12)
+        return -s["p_log_p"].sum(axis=1)
+    if loss == "binary_cross_entropy":
+        close(s["log_input"], np.log(x))
+        close(s["log_one_minus_input"], np.log(1 - x))
+        per = -(t * s["log_input"] + (1 - t) * s["log_one_minus_input"])
+        return per * s["weight"] if "weight" in o else per
+    if loss == "binary_cross_entropy_with_logits":
+        close(s["sigmoid"], _sigmoid(x))
+        close(s["log_sigmoid"], np.log(_sigmoid(x)))
+        close(s["log_one_minus_sigmoid"], np.log(1 - _sigmoid(x)))
+        eps = o.get("label_smoothing", 0.0)
+        y = s["smoothed_target"] if eps else t
+        if eps:
+            close(s["smoothed_target"], (1 - eps) * t + eps / 2)
+        pos = s["pos_weight"] if "pos_weight" in o else 1.0
+        per = -(pos * y * s["log_sigmoid"] + (1 - y) * s["log_one_minus_sigmoid"])
+        return per * s["weight"] if "weight" in o else per
+    if loss == "sigmoid_focal_loss":
+        p = _sigmoid(x)
+        close(s["sigmoid"], p)
+        close(s["p_t"], p * t + (1 - p) * (1 - t))
+        close(s["bce"], -(t * np.log(p) + (1 - t) * np.log(1 - p)))
+        close(s["modulating_factor"], (1 - s["p_t"]) ** o.get("gamma", 2.0))
+        per = s["modulating_factor"] * s["bce"]
+        alpha = o.get("alpha", 0.25)
+        if alpha >= 0:
+            close(s["alpha_t"], alpha * t + (1 - alpha) * (1 - t))
+            per = per * s["alpha_t"]
+        return per
+    if loss in ("l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"):
+        close(s["error"], x - t)
+        z = s["error"]
+        if loss == "mse_loss":
+            close(s["squared_error"], z**2)
+            per = s["squared_error"]
+        else:
+            close(s["abs_error"], np.abs(z))
+            a = s["abs_error"]
+            beta, delta = o.get("beta", 1.0), o.get("delta", 1.0)
+            per = {
+                "l1_loss": a,
+                "smooth_l1_loss": a if beta == 0 else np.where(a < beta, 0.5 * z**2 / beta, a - 0.5 * beta),
+                "huber_loss": np.where(a < delta, 0.5 * z**2, delta * (a - 0.5 * delta)),
+            }[loss]
+        return per * s["weight"] if "weight" in o else per
+    assert loss == "kl_div"
+    if o.get("log_target"):
+        close(s["target_probability"], np.exp(t))
+        return s["target_probability"] * (t - x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        close(s["t_log_t"], np.where(t == 0, 0.0, t * np.log(t)))
+    close(s["t_times_x"], t * x)
+    return s["t_log_t"] - s["t_times_x"]
+
+
+def _expected_denominator(loss: str, x: np.ndarray, t: np.ndarray | None, o: dict[str, Any]) -> float:
+    """The "mean" denominator each loss documents, from the input."""
+    if loss in ("cross_entropy", "nll_loss", "focal_loss") and t.dtype.kind != "f":
+        option = "alpha" if loss == "focal_loss" else "weight"
+        valid = t != o.get("ignore_index", -100)
+        weights = np.broadcast_to(o.get(option, 1.0), (x.shape[1],))
+        return float(np.sum(np.where(valid, weights[np.where(valid, t, 0)], 0.0)))
+    if loss in ("cross_entropy", "softmax_entropy"):
+        return x.size / x.shape[1]
+    if loss in ("l1_loss", "mse_loss") and "weight" in o:
+        return float(np.sum(o["weight"]))
+    if o.get("reduction") == "batchmean":
+        return x.shape[0]
+    return x.size
+
+
+def _finite_difference(loss: str, x: np.ndarray, t: np.ndarray | None, o: dict[str, Any]) -> np.ndarray:
+    fn = getattr(lk, loss)
+    arrays = () if t is None else (t,)
+    grad = np.zeros_like(x)
+    h = 1e-6
+    for i in np.ndindex(x.shape):
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        grad[i] = (np.sum(fn(up, *arrays, **o)) - np.sum(fn(down, *arrays, **o))) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize(("loss", "x", "t", "options"), CASES, ids=lambda v: v if isinstance(v, str) else "")
+def test_explain_json_recomputes_to_the_loss_value(run_cli, loss, x, t, options) -> None:  # noqa: ANN001
+    done = run_cli(*_argv(loss, x, t, options))
+    assert done.code == 0, done.err
+    data = json.loads(done.out)
+    arrays = () if t is None else (t,)
+    value = np.asarray(getattr(lk, loss)(x, *arrays, **options))
+    np.testing.assert_allclose(np.asarray(data["value"], dtype=float), value, rtol=1e-12, atol=1e-15)
+    steps = {s["key"]: np.asarray(s["value"], dtype=float) for s in data["steps"]}
+    per_position = np.asarray(data["per_position"], dtype=float)
+    np.testing.assert_allclose(_rebuild(loss, steps, x, t, options), per_position, rtol=1e-10, atol=1e-12)
+    reduction = data["reduction"]
+    assert reduction["kind"] == options.get("reduction", "none" if loss == "sigmoid_focal_loss" else "mean")
+    if reduction["kind"] == "none":
+        np.testing.assert_allclose(per_position, value, rtol=1e-12, atol=1e-15)
+    else:
+        assert reduction["numerator"] == pytest.approx(per_position.sum(), rel=1e-12, abs=1e-15)
+        if reduction["kind"] == "sum":
+            assert reduction["denominator"] is None
+            assert reduction["numerator"] == pytest.approx(float(value), rel=1e-12)
+        else:
+            assert reduction["denominator"] == pytest.approx(_expected_denominator(loss, x, t, options))
+            assert reduction["numerator"] / reduction["denominator"] == pytest.approx(float(value), rel=1e-12)
+    gradient = np.asarray(data["gradient"]["value"], dtype=float)
+    np.testing.assert_allclose(gradient, _finite_difference(loss, x, t, options), rtol=1e-5, atol=1e-7)
+
+
+def test_every_loss_is_explained_by_some_case() -> None:
+    assert {case[0] for case in CASES} == set(EXPLAINERS)
+
+
+def test_explain_reports_findings_and_marks_ignored_positions(run_cli) -> None:  # noqa: ANN001
+    done = run_cli("explain", "nll_loss", "--input", "[[0.2, 0.8], [0.5, 0.5]]", "--target", "[1, -100]", "--json")
+    data = json.loads(done.out)
+    (finding,) = data["findings"]
+    assert finding["code"] == "probabilities-as-log-probabilities"
+    assert finding["intended_value"] == pytest.approx(-np.log(0.8))
+    assert data["steps"][0]["value"] == [0.8, None]  # the ignored position has no picked value
+    assert data["reduction"]["denominator"] == 1.0
+
+
+def test_explain_prints_the_arithmetic_for_people(run_cli) -> None:  # noqa: ANN001
+    done = run_cli("explain", "cross_entropy", "--input", "[[0.1, 0.6, 0.3]]", "--target", "[1]")
+    assert done.code == 0
+    for text in ("softmax of each row", "[[0.25839 , 0.426013, 0.315598]]", "0.853287 / 1 = 0.853287",
+                 "value     0.853287", "probabilities-as-logits", "cross_entropy(log(input), target) = 0.510826"):
+        assert text in done.out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 5),
+    c=st.integers(2, 5),
+    smoothing=st.sampled_from([0.0, 0.05, 0.3]),
+    weighted=st.booleans(),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+)
+def test_cross_entropy_steps_recompute_for_random_calls(data, n, c, smoothing, weighted, reduction) -> None:  # noqa: ANN001
+    finite = st.floats(-20, 20, allow_nan=False)
+    x = data.draw(hnp.arrays(np.float64, (n, c), elements=finite))
+    t = data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(-1, c - 1)))
+    options: dict[str, Any] = {"label_smoothing": smoothing, "reduction": reduction, "ignore_index": -1}
+    if weighted:
+        options["weight"] = data.draw(hnp.arrays(np.float64, (c,), elements=st.floats(0.1, 3)))
+    e = explain("cross_entropy", x, t, **options)
+    steps = {s.key: np.asarray(s.value, dtype=float) for s in e.steps}
+    np.testing.assert_allclose(_rebuild("cross_entropy", steps, x, t, options), e.per_position, rtol=1e-9, atol=1e-12)
+    if reduction == "none":
+        np.testing.assert_allclose(e.per_position, e.value, rtol=1e-9, atol=1e-12)
+    elif reduction == "sum":
+        assert e.numerator == pytest.approx(float(e.value), rel=1e-9, abs=1e-12)
+    elif e.denominator:
+        assert e.numerator / e.denominator == pytest.approx(float(e.value), rel=1e-9, abs=1e-12)
+    else:  # every target ignored: 0 / 0
+        assert np.isnan(e.value)
