@@ -17,6 +17,18 @@ from ._divergence import kl_div
 from ._focal import focal_loss, sigmoid_focal_loss
 from ._grad import value_and_grad
 from ._lib._checks import TargetIndexError
+from ._margin import (
+    additive_angular_margin,
+    additive_cosine_margin,
+    arcface_loss,
+    combined_margin,
+    cosface_loss,
+    large_margin_softmax_loss,
+    multiplicative_angular_margin,
+    sphereface_lambda,
+    sphereface_loss,
+    subcenter_arcface_loss,
+)
 from ._regression import huber_loss, l1_loss, mse_loss, smooth_l1_loss
 from ._softmax import log_softmax, logsumexp, softmax
 
@@ -25,8 +37,13 @@ __version__ = "0.1.0"
 __all__ = [
     "LosskitWarning",
     "TargetIndexError",
+    "additive_angular_margin",
+    "additive_cosine_margin",
+    "arcface_loss",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "combined_margin",
+    "cosface_loss",
     "cross_entropy",
     "diagnose",
     "focal_loss",
@@ -34,14 +51,19 @@ __all__ = [
     "information",
     "kl_div",
     "l1_loss",
+    "large_margin_softmax_loss",
     "log_softmax",
     "logsumexp",
     "mse_loss",
+    "multiplicative_angular_margin",
     "nll_loss",
     "set_checks",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "softmax",
     "softmax_entropy",
+    "sphereface_lambda",
+    "sphereface_loss",
+    "subcenter_arcface_loss",
     "value_and_grad",
 ]
