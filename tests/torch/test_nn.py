@@ -26,3 +26,150 @@ def test_modules_are_thin_holders() -> None:
     assert torch.equal(head(x), linear(x))
     expected = linear_cross_entropy(x, linear.weight, y, linear_bias=linear.bias, label_smoothing=0.1)
     assert torch.allclose(head(x, y), expected, rtol=1e-12)
+
+
+# ------------------------------------------------------- a module for every losskit loss
+
+import inspect  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+import losskit as lk  # noqa: E402
+from losskit.torch import nn as lknn  # noqa: E402
+
+
+def _data(n: int = 6, c: int = 4, d: int = 5, dtype: torch.dtype = torch.float64) -> dict[str, Any]:
+    gen = torch.Generator().manual_seed(7)
+    logits = torch.randn(n, c, dtype=dtype, generator=gen)
+    return {
+        "logits": logits,
+        "classes": torch.randint(0, c, (n,), generator=gen),
+        "probs": torch.rand(n, c, dtype=dtype, generator=gen),
+        "bits": torch.randint(0, 2, (n, c), generator=gen).to(dtype),
+        "log_probs": torch.log_softmax(logits, 1),
+        "embeddings": torch.randn(n, d, dtype=dtype, generator=gen),
+        "weight": torch.rand(c, dtype=dtype, generator=gen) + 0.5,
+    }
+
+
+# module -> (constructor arguments, the arrays its forward takes, options to pass)
+MODULES: dict[str, tuple[type, tuple, tuple[str, ...], dict]] = {
+    "cross_entropy": (lknn.CrossEntropyLoss, (), ("logits", "classes"), {"weight": "weight", "label_smoothing": 0.1}),
+    "nll_loss": (lknn.NLLLoss, (), ("log_probs", "classes"), {"weight": "weight", "ignore_index": 1}),
+    "binary_cross_entropy": (lknn.BCELoss, (), ("probs", "bits"), {"reduction": "sum"}),
+    "binary_cross_entropy_with_logits": (lknn.BCEWithLogitsLoss, (), ("logits", "bits"), {"pos_weight": "weight"}),
+    "l1_loss": (lknn.L1Loss, (), ("logits", "probs"), {}),
+    "mse_loss": (lknn.MSELoss, (), ("logits", "probs"), {"reduction": "none"}),
+    "smooth_l1_loss": (lknn.SmoothL1Loss, (), ("logits", "probs"), {"beta": 0.5}),
+    "huber_loss": (lknn.HuberLoss, (), ("logits", "probs"), {"delta": 0.5}),
+    "kl_div": (lknn.KLDivLoss, (), ("log_probs", "probs"), {"reduction": "batchmean"}),
+    "focal_loss": (lknn.FocalLoss, (), ("logits", "classes"), {"alpha": "weight", "gamma": 1.5}),
+    "sigmoid_focal_loss": (lknn.SigmoidFocalLoss, (), ("logits", "bits"), {"reduction": "mean"}),
+    "softmax_entropy": (lknn.SoftmaxEntropyLoss, (), ("logits",), {}),
+    "arcface_loss": (lknn.ArcFaceLoss, (4, 5), ("embeddings", "classes"), {"scale": 16.0, "weight": "weight"}),
+    "cosface_loss": (lknn.CosFaceLoss, (4, 5), ("embeddings", "classes"), {"margin": 0.2}),
+    "sphereface_loss": (lknn.SphereFaceLoss, (4, 5), ("embeddings", "classes"), {"margin": 2, "lambda_": 5.0}),
+    "large_margin_softmax_loss": (lknn.LargeMarginSoftmaxLoss, (4, 5), ("embeddings", "classes"), {"margin": 3}),
+    "subcenter_arcface_loss": (lknn.SubCenterArcFaceLoss, (4, 5), ("embeddings", "classes"), {"label_smoothing": 0.1}),
+}
+
+
+def _build(name: str, dtype: torch.dtype = torch.float64) -> tuple[torch.nn.Module, tuple, dict]:
+    cls, args, arrays, options = MODULES[name]
+    data = _data(dtype=dtype)
+    options = {k: (data[v] if isinstance(v, str) and v in data else v) for k, v in options.items()}
+    extra = {"dtype": dtype} if args else {}
+    return cls(*args, **options, **extra), tuple(data[a] for a in arrays), options
+
+
+def test_every_loss_has_a_module() -> None:
+    not_losses = {"value_and_grad", "diagnose", "set_checks", "sphereface_lambda", "additive_angular_margin",
+                  "additive_cosine_margin", "multiplicative_angular_margin", "combined_margin"}  # fmt: skip
+    losses = {n for n in lk.__all__ if inspect.isfunction(getattr(lk, n)) and n not in not_losses} - {"softmax", "log_softmax", "logsumexp"}
+    assert losses == set(MODULES)
+    assert {cls.__name__ for cls, *_ in MODULES.values()} <= set(lknn.__all__)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_forward_is_the_function(name: str) -> None:
+    module, arrays, options = _build(name)
+    fn = getattr(lk, name)
+    if hasattr(module, "centers"):
+        expected = fn(arrays[0], module.centers, arrays[1], **options)
+    else:
+        expected = fn(*arrays, **options)
+    got = module(*arrays)
+    assert torch.equal(got, expected)
+    if hasattr(module, "centers"):  # autograd reaches the class centres
+        got.backward()
+        assert module.centers.grad is not None and torch.isfinite(module.centers.grad).all()
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_state_dict_round_trips(name: str) -> None:
+    module, arrays, _ = _build(name)
+    fresh, _, _ = _build(name)
+    for key in module.state_dict():  # a different starting point, then the saved state
+        getattr(fresh, key).data.mul_(0.5)
+    fresh.load_state_dict(module.state_dict())
+    assert torch.equal(fresh(*arrays), module(*arrays))
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_dtype_moves_carry_buffers_and_centres(name: str) -> None:
+    module, arrays, _ = _build(name, dtype=torch.float32)
+    module.to(torch.float64)
+    for tensor in [*module.parameters(), *module.buffers()]:
+        assert tensor.dtype == torch.float64
+    arrays64 = tuple(a.double() if a.is_floating_point() else a for a in arrays)
+    assert module(*arrays64).dtype == torch.float64
+    module.to("meta")  # a device move: shapes only, no data checks
+    assert all(t.device.type == "meta" for t in [*module.parameters(), *module.buffers()])
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "args", "kwargs", "arrays"),
+    [
+        (lknn.CrossEntropyLoss, torch.nn.CrossEntropyLoss, ("weight",), {"ignore_index": 2, "label_smoothing": 0.2}, ("logits", "classes")),
+        (lknn.NLLLoss, torch.nn.NLLLoss, ("weight",), {"reduction": "sum"}, ("log_probs", "classes")),
+        (lknn.BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, (None, None, None, "mean", "weight"), {}, ("logits", "bits")),
+        (lknn.SmoothL1Loss, torch.nn.SmoothL1Loss, (None, None, "sum", 0.3), {}, ("logits", "probs")),
+        (lknn.HuberLoss, torch.nn.HuberLoss, ("none", 0.7), {}, ("logits", "probs")),
+        (lknn.KLDivLoss, torch.nn.KLDivLoss, (None, None, "batchmean", False), {}, ("log_probs", "probs")),
+    ],
+)
+def test_torch_named_modules_are_drop_ins(ours: type, theirs: type, args: tuple, kwargs: dict, arrays: tuple) -> None:
+    data = _data()
+    positional = tuple(data[a] if isinstance(a, str) and a in data else a for a in args)
+    x = tuple(data[a] for a in arrays)
+    torch.testing.assert_close(ours(*positional, **kwargs)(*x), theirs(*positional, **kwargs)(*x), rtol=1e-12, atol=0)
+
+
+def test_legacy_options_map_to_reduction_once() -> None:
+    with pytest.warns(DeprecationWarning, match="size_average"):
+        module = lknn.MSELoss(size_average=False)
+    assert module.reduction == "sum"
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda: lknn.CrossEntropyLoss(gamma=2.0), "CrossEntropyLoss: unknown option(s) ['gamma']"),
+        (lambda: lknn.HuberLoss("mean", 1.0, 2.0), "HuberLoss takes at most 2 positional options (reduction, delta), got 3"),
+        (lambda: lknn.CrossEntropyLoss(None, weight=None), "got option 'weight' twice"),
+    ],
+)
+def test_bad_options_get_a_clear_error(make: Any, words: str) -> None:
+    with pytest.raises(TypeError) as info:
+        make()
+    assert words in str(info.value)
+
+
+# torch's own inductor imports a module that warns about torch.jit.script_method
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("name", ["cross_entropy", "binary_cross_entropy_with_logits", "focal_loss", "arcface_loss", "sphereface_loss"])
+def test_modules_work_under_torch_compile(name: str) -> None:
+    module, arrays, _ = _build(name)
+    compiled = torch.compile(module)
+    torch.testing.assert_close(compiled(*arrays), module(*arrays), rtol=1e-12, atol=0)

@@ -25,6 +25,7 @@ __all__ = [
     "is_torch",
     "namespace",
     "size",
+    "stop_gradient",
 ]
 
 
@@ -43,6 +44,9 @@ def namespace(fn: str, **arrays: object) -> ModuleType:
     for name, value in arrays.items():
         if value is None:
             continue
+        if is_torch(value):
+            found[name] = value
+            continue
         if not _aac.is_array_api_obj(value):
             msg = (
                 f"{fn}: {name} must be an array (NumPy, PyTorch, JAX or another array-API "
@@ -50,6 +54,10 @@ def namespace(fn: str, **arrays: object) -> ModuleType:
             )
             raise TypeError(msg)
         found[name] = value
+    if found and all(is_torch(v) for v in found.values()):
+        import array_api_compat.torch as torch_namespace
+
+        return torch_namespace
     try:
         return _aac.array_namespace(*found.values())
     except TypeError:
@@ -60,7 +68,7 @@ def namespace(fn: str, **arrays: object) -> ModuleType:
 
 def device(x: Array) -> Any:
     """The device ``x`` lives on."""
-    return _aac.device(x)
+    return x.device if is_torch(x) else _aac.device(x)
 
 
 def size(x: Array) -> int:
@@ -71,14 +79,26 @@ def size(x: Array) -> int:
     return n
 
 
+def _instance_of(x: object, module: str, cls: str) -> bool:
+    # isinstance against a library's class without importing the library. array-api-compat's
+    # own tests cache by type with functools.lru_cache, which torch.compile warns about each
+    # time it traces a call; these plain checks trace silently.
+    mod = sys.modules.get(module)
+    return mod is not None and isinstance(x, getattr(mod, cls))
+
+
 def is_numpy(x: Array) -> bool:
     """True for a plain ``numpy.ndarray`` (the blocked NumPy kernels apply)."""
-    return _aac.is_numpy_array(x)
+    return _instance_of(x, "numpy", "ndarray")
 
 
 def is_torch(x: Array) -> bool:
     """True for a ``torch.Tensor``."""
-    return _aac.is_torch_array(x)
+    return _instance_of(x, "torch", "Tensor")
+
+
+def _is_jax(x: Array) -> bool:
+    return _instance_of(x, "jax", "Array")
 
 
 def is_concrete(x: Array) -> bool:
@@ -88,10 +108,10 @@ def is_concrete(x: Array) -> bool:
     validation is skipped for them. Concrete JAX arrays, NumPy arrays and eager PyTorch tensors
     are checked.
     """
-    if _aac.is_jax_array(x):
+    if _is_jax(x):
         return not isinstance(x, sys.modules["jax"].core.Tracer)
-    if _aac.is_torch_array(x):
-        return x.device.type != "meta"
+    if is_torch(x):  # not on the meta device, nor while torch.compile traces
+        return x.device.type != "meta" and not sys.modules["torch"].compiler.is_compiling()
     return not _aac.is_lazy_array(x)
 
 
@@ -104,7 +124,17 @@ def concrete_float(x: Array) -> float | None:
     """
     if not is_concrete(x):
         return None
-    return float(x.detach() if _aac.is_torch_array(x) else x)
+    return float(x.detach() if is_torch(x) else x)
+
+
+def stop_gradient(x: Array) -> Array:
+    """``x`` with the same values, seen by autodiff as a constant (PyTorch, JAX; others have
+    no autodiff, and get ``x`` back)."""
+    if is_torch(x):
+        return x.detach()
+    if _is_jax(x):
+        return sys.modules["jax"].lax.stop_gradient(x)
+    return x
 
 
 def as_option_array(value: object, xp: ModuleType, *, dtype: Any, like: Array) -> Array:
@@ -113,7 +143,8 @@ def as_option_array(value: object, xp: ModuleType, *, dtype: Any, like: Array) -
     The result has ``dtype`` and lives on the device of ``like``. Arrays of another library
     (a NumPy weight for a PyTorch input, say) are converted.
     """
-    if _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:
+    same_library = is_torch(value) and is_torch(like)  # the common case, checked traceably
+    if not same_library and _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:
         import numpy as np
 
         value = np.asarray(value)  # an array of another library travels through host memory

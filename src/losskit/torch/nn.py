@@ -2,16 +2,287 @@
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+import losskit as lk
+from losskit._lib._reduction import resolve_reduction
+
 from ._linear_cross_entropy import LinearCrossEntropyStats, linear_cross_entropy
 
-__all__ = ["LinearCrossEntropyHead", "LinearCrossEntropyLoss"]
+__all__ = [
+    "ArcFaceLoss",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CosFaceLoss",
+    "CrossEntropyLoss",
+    "FocalLoss",
+    "HuberLoss",
+    "KLDivLoss",
+    "L1Loss",
+    "LargeMarginSoftmaxLoss",
+    "LinearCrossEntropyHead",
+    "LinearCrossEntropyLoss",
+    "MSELoss",
+    "NLLLoss",
+    "SigmoidFocalLoss",
+    "SmoothL1Loss",
+    "SoftmaxEntropyLoss",
+    "SphereFaceLoss",
+    "SubCenterArcFaceLoss",
+]
 
 Tensor = torch.Tensor
+
+
+class _Loss(nn.Module):
+    """A losskit loss with its options: ``forward(*arrays)`` is one call of ``function``.
+
+    The options are the function's keyword-only parameters, with its defaults. Array options
+    (class weights, ``pos_weight``, a per-class ``alpha``) become buffers, so they follow
+    ``.to()`` and travel in the ``state_dict``; the rest are plain attributes. ``positional``
+    lists the options torch's module of the same name takes by position, in its order.
+    PyTorch's legacy ``size_average`` and ``reduce`` are mapped to ``reduction`` once, here,
+    with torch's ``DeprecationWarning``.
+    """
+
+    function: ClassVar[Callable[..., Tensor]]
+    arrays: ClassVar[tuple[str, ...]] = ()
+    positional: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if len(args) > len(self.positional):
+            msg = f"{name} takes at most {len(self.positional)} positional options ({', '.join(self.positional)}), got {len(args)}"
+            raise TypeError(msg)
+        for option, value in zip(self.positional, args, strict=False):
+            if option in options:
+                msg = f"{name} got option {option!r} twice, by position and by keyword"
+                raise TypeError(msg)
+            options[option] = value
+        legacy = {k: options.pop(k) for k in ("size_average", "reduce") if k in options}
+        if any(v is not None for v in legacy.values()):
+            options["reduction"] = resolve_reduction(name, options.get("reduction", "mean"), **legacy)
+        defaults = self._defaults()
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            msg = f"{name}: unknown option(s) {unknown}; the options are {sorted(defaults)}"
+            raise TypeError(msg)
+        for option, default in defaults.items():
+            value = options.get(option, default)
+            if option in self.arrays and value is not None and not isinstance(value, (int, float)):
+                self.register_buffer(option, torch.as_tensor(value))
+            else:
+                setattr(self, option, value)
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        parameters = inspect.signature(cls.function).parameters.values()
+        return {
+            p.name: p.default
+            for p in parameters
+            if p.kind is p.KEYWORD_ONLY and p.name not in ("size_average", "reduce")
+        }
+
+    def options(self) -> dict[str, Any]:
+        """The keyword options this module passes to its function."""
+        return {option: getattr(self, option) for option in self._defaults()}
+
+    def extra_repr(self) -> str:
+        defaults = self._defaults()
+        changed = {k: v for k, v in self.options().items() if k not in self.arrays and v != defaults[k]}
+        return ", ".join(f"{k}={v!r}" for k, v in changed.items())
+
+    def forward(self, *arrays: Tensor) -> Tensor:
+        return type(self).function(*arrays, **self.options())
+
+
+_CE = ("weight", "size_average", "ignore_index", "reduce", "reduction")
+
+
+class CrossEntropyLoss(_Loss):
+    """Module form of :func:`losskit.cross_entropy`, a drop-in for ``torch.nn.CrossEntropyLoss``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losskit.torch.nn import CrossEntropyLoss
+    >>> criterion = CrossEntropyLoss(torch.tensor([1.0, 2.0, 1.0]), label_smoothing=0.1)
+    >>> criterion(torch.randn(4, 3), torch.tensor([0, 1, 2, 1])).shape
+    torch.Size([])
+    """
+
+    function = staticmethod(lk.cross_entropy)
+    arrays = ("weight",)
+    positional = (*_CE, "label_smoothing")
+
+
+class NLLLoss(_Loss):
+    """Module form of :func:`losskit.nll_loss`, a drop-in for ``torch.nn.NLLLoss``."""
+
+    function = staticmethod(lk.nll_loss)
+    arrays = ("weight",)
+    positional = _CE
+
+
+class BCELoss(_Loss):
+    """Module form of :func:`losskit.binary_cross_entropy`, a drop-in for ``torch.nn.BCELoss``."""
+
+    function = staticmethod(lk.binary_cross_entropy)
+    arrays = ("weight",)
+    positional = ("weight", "size_average", "reduce", "reduction")
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Module form of :func:`losskit.binary_cross_entropy_with_logits`, a drop-in for
+    ``torch.nn.BCEWithLogitsLoss`` (plus ``label_smoothing``)."""
+
+    function = staticmethod(lk.binary_cross_entropy_with_logits)
+    arrays = ("weight", "pos_weight")
+    positional = ("weight", "size_average", "reduce", "reduction", "pos_weight")
+
+
+class L1Loss(_Loss):
+    """Module form of :func:`losskit.l1_loss`, a drop-in for ``torch.nn.L1Loss``."""
+
+    function = staticmethod(lk.l1_loss)
+    arrays = ("weight",)
+    positional = ("size_average", "reduce", "reduction")
+
+
+class MSELoss(_Loss):
+    """Module form of :func:`losskit.mse_loss`, a drop-in for ``torch.nn.MSELoss``."""
+
+    function = staticmethod(lk.mse_loss)
+    arrays = ("weight",)
+    positional = ("size_average", "reduce", "reduction")
+
+
+class SmoothL1Loss(_Loss):
+    """Module form of :func:`losskit.smooth_l1_loss`, a drop-in for ``torch.nn.SmoothL1Loss``."""
+
+    function = staticmethod(lk.smooth_l1_loss)
+    arrays = ("weight",)
+    positional = ("size_average", "reduce", "reduction", "beta")
+
+
+class HuberLoss(_Loss):
+    """Module form of :func:`losskit.huber_loss`, a drop-in for ``torch.nn.HuberLoss``."""
+
+    function = staticmethod(lk.huber_loss)
+    arrays = ("weight",)
+    positional = ("reduction", "delta")
+
+
+class KLDivLoss(_Loss):
+    """Module form of :func:`losskit.kl_div`, a drop-in for ``torch.nn.KLDivLoss``."""
+
+    function = staticmethod(lk.kl_div)
+    positional = ("size_average", "reduce", "reduction", "log_target")
+
+
+class FocalLoss(_Loss):
+    """Module form of :func:`losskit.focal_loss` (multi-class, softmax); a per-class
+    ``alpha`` is a buffer."""
+
+    function = staticmethod(lk.focal_loss)
+    arrays = ("alpha",)
+
+
+class SigmoidFocalLoss(_Loss):
+    """Module form of :func:`losskit.sigmoid_focal_loss` (RetinaNet's, torchvision's values)."""
+
+    function = staticmethod(lk.sigmoid_focal_loss)
+
+
+class SoftmaxEntropyLoss(_Loss):
+    """Module form of :func:`losskit.softmax_entropy`; ``forward(input)``."""
+
+    function = staticmethod(lk.softmax_entropy)
+
+
+class _MarginLoss(_Loss):
+    """A margin loss that owns its class centres: ``forward(embeddings, target)``.
+
+    The centres are a ``Parameter`` of shape ``(num_classes, embedding_dim)`` (a classifier
+    weight without bias), drawn from a normal distribution with standard deviation
+    ``embedding_dim ** -0.5``, so that each centre has a length near one.
+    """
+
+    arrays = ("weight",)
+
+    def __init__(
+        self, num_classes: int, embedding_dim: int, *, device: Any = None, dtype: Any = None, **options: Any
+    ) -> None:
+        super().__init__(**options)
+        self.centers = nn.Parameter(torch.empty(self._shape(num_classes, embedding_dim), device=device, dtype=dtype))
+        nn.init.normal_(self.centers, std=1 / math.sqrt(embedding_dim))
+
+    def _shape(self, num_classes: int, embedding_dim: int) -> tuple[int, ...]:
+        return (num_classes, embedding_dim)
+
+    def forward(self, embeddings: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
+        return type(self).function(embeddings, self.centers, target, **self.options())
+
+
+class ArcFaceLoss(_MarginLoss):
+    """:func:`losskit.arcface_loss` with its class centres.
+
+    ``ArcFaceLoss(num_classes, embedding_dim, **options)``; ``margin`` is in radians
+    (pytorch-metric-learning's ``ArcFaceLoss`` takes degrees).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losskit.torch.nn import ArcFaceLoss
+    >>> head = ArcFaceLoss(10, 32, scale=30.0)
+    >>> head(torch.randn(8, 32), torch.randint(0, 10, (8,))).backward()
+    >>> head.centers.grad.shape
+    torch.Size([10, 32])
+    """
+
+    function = staticmethod(lk.arcface_loss)
+
+
+class CosFaceLoss(_MarginLoss):
+    """:func:`losskit.cosface_loss` with its class centres: ``CosFaceLoss(num_classes,
+    embedding_dim, **options)``."""
+
+    function = staticmethod(lk.cosface_loss)
+
+
+class SphereFaceLoss(_MarginLoss):
+    """:func:`losskit.sphereface_loss` with its class centres. Set ``lambda_`` each step from
+    :func:`losskit.sphereface_lambda` to follow the annealing schedule."""
+
+    function = staticmethod(lk.sphereface_loss)
+
+
+class LargeMarginSoftmaxLoss(_MarginLoss):
+    """:func:`losskit.large_margin_softmax_loss` with its class centres (the bias-free
+    classifier weight)."""
+
+    function = staticmethod(lk.large_margin_softmax_loss)
+
+
+class SubCenterArcFaceLoss(_MarginLoss):
+    """:func:`losskit.subcenter_arcface_loss` with ``sub_centers`` centres per class:
+    ``SubCenterArcFaceLoss(num_classes, embedding_dim, sub_centers=3, **options)``."""
+
+    function = staticmethod(lk.subcenter_arcface_loss)
+
+    def __init__(self, num_classes: int, embedding_dim: int, sub_centers: int = 3, **options: Any) -> None:
+        self.sub_centers = sub_centers
+        super().__init__(num_classes, embedding_dim, **options)
+
+    def _shape(self, num_classes: int, embedding_dim: int) -> tuple[int, ...]:
+        return (num_classes, self.sub_centers, embedding_dim)
 
 _DEFAULTS: dict[str, Any] = {
     "ignore_index": -100,
