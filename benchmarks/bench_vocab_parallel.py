@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from _distributed import run_ranks, shards  # noqa: E402 - the tests' gloo launcher
 
 
-def _count_bytes() -> dict[str, int]:
+def _count_bytes(input_grad_shape: tuple[int, int]) -> dict[str, int]:
     """Wrap the collectives so that every call adds the bytes it sends to a counter."""
     counter = {"statistics": 0, "input_grad": 0}
     all_reduce, all_gather = dist.all_reduce, dist.all_gather
 
     def counted_all_reduce(t: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        kind = "input_grad" if t.ndim == 2 else "statistics"
+        kind = "input_grad" if tuple(t.shape) == input_grad_shape else "statistics"
         counter[kind] += t.numel() * t.element_size()
         return all_reduce(t, *args, **kwargs)
 
@@ -62,7 +62,7 @@ def worker(rank: int, world: int, n: int, h: int, v: int, rounds: int, threads: 
         vocab_parallel_linear_cross_entropy(x, w, y, vocab_start=start).backward()
 
     step()  # warm up
-    counter = _count_bytes()
+    counter = _count_bytes((n, h))
     times = []
     for _ in range(rounds):
         dist.barrier()

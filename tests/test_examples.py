@@ -34,3 +34,9 @@ def test_softmax_regression_script_prints_every_epoch() -> None:
     lines = done.stdout.splitlines()
     assert len([line for line in lines if line.startswith("epoch")]) == 100
     assert float(lines[-1].rsplit(" ", 1)[1]) >= 0.95
+
+
+def test_arcface_beats_cross_entropy_on_held_out_identities() -> None:
+    accuracy = _load("open_set_arcface").compare(seed=0)
+    assert accuracy["arcface"] > accuracy["cross_entropy"]
+    assert accuracy["arcface"] > 0.95  # and it is not a tie between two failures
