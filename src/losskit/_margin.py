@@ -95,18 +95,14 @@ class _Margin(NamedTuple):
         return xp.cos(angle), -xp.sin(angle) * m1 * dtheta
 
     def _fall_back(self, c: Array, value: Array, slope: Array, xp: ModuleType) -> tuple[Array, Array]:
+        limit = (math.pi - self.m2) / self.m1  # past this angle, psi would turn upwards
         if self.fallback == "easy":  # the margin only where theta < pi / 2
-            keep = c > 0
-        elif self.fallback == "cosface":  # beyond m1 theta + m2 = pi, psi would turn upwards
-            limit = (math.pi - self.m2) / self.m1
-            if limit >= math.pi:
-                return value, slope
-            keep = c > math.cos(limit)
-            shifted = c - self.m2 * math.sin(self.m2) - self.m3
-            return xp.where(keep, value, shifted), xp.where(keep, slope, xp.ones_like(c))
+            keep, other = c > 0, c
+        elif self.fallback == "cosface" and limit < math.pi:
+            keep, other = c > math.cos(limit), c - self.m2 * math.sin(self.m2) - self.m3
         else:
             return value, slope
-        return xp.where(keep, value, c), xp.where(keep, slope, xp.ones_like(c))
+        return xp.where(keep, value, other), xp.where(keep, slope, xp.ones_like(c))
 
     def _piecewise(self, c: Array, xp: ModuleType) -> tuple[Array, Array]:
         # cos(m theta) = T_m(c) and its derivative m U_{m-1}(c), by the Chebyshev recurrences
@@ -596,6 +592,12 @@ def sphereface_lambda(
     float
         :math:`\lambda` for the ``lambda_`` keyword of ``sphereface_loss``,
         ``large_margin_softmax_loss`` and ``multiplicative_angular_margin``.
+
+    Notes
+    -----
+    With :math:`\lambda` the target logit is :math:`(\lambda \cos\theta + \psi(\theta)) /
+    (1 + \lambda)`: near plain softmax while :math:`\lambda` is large, the full margin at 0.
+    The SphereFace authors suggest a floor of 5 to 10 when the loss gets stuck.
 
     References
     ----------
