@@ -21,6 +21,10 @@ PROBS = np.exp(LOGITS) / np.exp(LOGITS).sum(axis=1, keepdims=True)
 Q = RNG.dirichlet(np.ones(4), size=6)
 IMBALANCED = np.array([0] * 30 + [1] * 2)
 IMBALANCED_LOGITS = RNG.normal(size=(32, 2))
+EMB = RNG.normal(size=(6, 5))
+CENTERS = RNG.normal(size=(4, 5))
+SUB_CENTERS = RNG.normal(size=(4, 3, 5))
+COSINE = np.tanh(LOGITS)
 
 
 # --- independent NumPy oracles ---------------------------------------------------------------
@@ -49,6 +53,31 @@ def kl(log_p: np.ndarray, t: np.ndarray, denominator: float) -> float:
 def bce_with_logits(x: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> float:
     log_sig, log_1msig = -np.logaddexp(0, -x), -np.logaddexp(0, x)
     return float(np.mean(-(pos_weight * y * log_sig + (1 - y) * log_1msig)))
+
+
+def arcface_logits(cos: np.ndarray, y: np.ndarray, m: float, s: float) -> np.ndarray:
+    """ArcFace's logits from the angle (with insightface's cos - m sin m past theta + m > pi)."""
+    theta = np.arccos(np.clip(cos[np.arange(len(y)), y], -1, 1))
+    psi = np.where(theta + m < np.pi, np.cos(theta + m), np.cos(theta) - m * np.sin(m))
+    out = cos.copy()
+    out[np.arange(len(y)), y] = psi
+    return s * out
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def arcface(x: np.ndarray, w: np.ndarray, y: np.ndarray, m: float = 0.5, s: float = 64.0) -> float:
+    cos = np.einsum("nd,...d->n...", unit(x), unit(w))
+    cos = cos.max(axis=2) if w.ndim == 3 else cos
+    return ce(arcface_logits(cos, y, m, s), y)
+
+
+def cosface(x: np.ndarray, w: np.ndarray, y: np.ndarray, m: float = 0.35, s: float = 64.0) -> float:
+    logits = unit(x) @ unit(w).T
+    logits[np.arange(len(y)), y] -= m
+    return ce(s * logits, y)
 
 
 def codes(*args: object, **options: object) -> list[str]:
@@ -152,13 +181,23 @@ TRIGGERS = [
         {},
         bce_with_logits(IMBALANCED_LOGITS[:, 0], IMBALANCED.astype(float), pos_weight=15.0),
     ),
+    # pytorch-metric-learning's ArcFaceLoss(margin=28.6) means 28.6 degrees: 0.4992 rad
+    ("margin-in-degrees", ("arcface_loss", EMB, TARGET), {"centers": CENTERS, "margin": 28.6},
+     arcface(EMB, CENTERS, TARGET, m=np.pi * 28.6 / 180)),
+    ("margin-in-degrees", ("subcenter_arcface_loss", EMB, TARGET), {"centers": SUB_CENTERS, "margin": 10, "scale": 30.0},
+     arcface(EMB, SUB_CENTERS, TARGET, m=np.pi / 18, s=30.0)),
+    ("margin-in-degrees", ("additive_angular_margin", COSINE, TARGET), {"margin": 45.0, "scale": 1.0},
+     arcface_logits(COSINE, TARGET, np.pi / 4, 1.0)),
+    ("centers-transposed", ("cosface_loss", EMB, TARGET), {"centers": CENTERS.T}, cosface(EMB, CENTERS, TARGET)),
+    ("centers-transposed", ("arcface_loss", EMB, TARGET), {"centers": CENTERS.T, "scale": 16.0},
+     arcface(EMB, CENTERS, TARGET, s=16.0)),
 ]
 
 
 @pytest.mark.parametrize(("code", "args", "options", "intended"), TRIGGERS, ids=lambda v: v if isinstance(v, str) else "")
 def test_each_diagnostic_fires_and_gives_the_intended_value(code, args, options, intended) -> None:  # noqa: ANN001
     finding = only(code, *args, **options)
-    assert finding.intended_value == pytest.approx(intended, rel=1e-10)
+    assert np.asarray(finding.intended_value) == pytest.approx(np.asarray(intended), rel=1e-10)
     assert finding.message and finding.fix and finding.intended_call.startswith(args[0])
     assert "\n" not in finding.message + finding.fix
     assert str(finding).startswith(f"[{code}] ")
@@ -192,6 +231,12 @@ QUIET = [
     ("cross_entropy", IMBALANCED_LOGITS, np.arange(32) % 2, {}),
     ("binary_cross_entropy_with_logits", IMBALANCED_LOGITS[:, 0], IMBALANCED.astype(float), {"pos_weight": 15.0}),
     ("mse_loss", LOGITS, PROBS, {}),  # no diagnostics for regression losses
+    ("arcface_loss", EMB, TARGET, {"centers": CENTERS, "margin": 1.5}),  # large, but still radians
+    ("subcenter_arcface_loss", EMB, TARGET, {"centers": SUB_CENTERS, "margin": -0.5}),
+    ("additive_angular_margin", COSINE, TARGET, {}),
+    ("sphereface_loss", EMB, TARGET, {"centers": CENTERS, "margin": 4}),  # an integer multiplier, no angle
+    ("cosface_loss", EMB, TARGET, {"centers": CENTERS, "margin": 2.0}),  # a cosine margin, no angle
+    ("large_margin_softmax_loss", EMB[:, :4], TARGET, {"centers": CENTERS[:, :4]}),  # C = D: not transposed
 ]
 
 
@@ -216,6 +261,18 @@ def test_no_false_alarm_on_random_logits_log_probabilities_or_probability_target
     assert codes("kl_div", log_softmax(logits), np.log(q), reduction="batchmean", log_target=True) == []
 
 
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 30), c=st.integers(2, 40), d=st.integers(2, 64), k=st.integers(1, 3))
+def test_no_false_alarm_on_random_embeddings_and_centres(seed, n, c, d, k) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(seed)
+    x, w, sub = rng.normal(size=(n, d)), rng.normal(size=(c, d)), rng.normal(size=(c, k, d))
+    target = (np.arange(n) + seed) % c
+    for loss in ("arcface_loss", "cosface_loss", "sphereface_loss", "large_margin_softmax_loss"):
+        assert codes(loss, x, target, centers=w) == []
+    assert codes("subcenter_arcface_loss", x, target, centers=sub) == []
+    assert codes("additive_angular_margin", np.tanh(rng.normal(size=(n, c))), target) == []
+
+
 # --- the API around the diagnostics -----------------------------------------------------------
 
 
@@ -226,6 +283,23 @@ def test_diagnose_validates_its_arguments() -> None:
         lk.diagnose("cross_entropy", "logits", TARGET)
     assert lk.diagnose("cross_entropy", LOGITS, TARGET, dim=5) == []  # the loss itself reports the bad dim
     assert lk.diagnose("cross_entropy", np.float64(0.5), TARGET) == []
+
+
+def test_the_margin_losses_take_their_centres_as_an_option() -> None:
+    with pytest.raises(ValueError, match="diagnose: arcface_loss needs its class centres as centers="):
+        lk.diagnose("arcface_loss", EMB, TARGET)
+    with pytest.raises(TypeError, match="centers is an argument of the margin losses, not of cross_entropy"):
+        lk.diagnose("cross_entropy", LOGITS, TARGET, centers=CENTERS)
+    with pytest.raises(TypeError, match="diagnose: centers must be an array of numbers"):
+        lk.diagnose("cosface_loss", EMB, TARGET, centers="W")
+
+
+def test_set_checks_passes_the_centres_of_a_margin_loss() -> None:
+    lk.set_checks(True)
+    with pytest.warns(lk.LosskitWarning, match=r"^\[margin-in-degrees\]"):
+        value = lk.arcface_loss(EMB, CENTERS, TARGET, margin=28.6)
+    assert float(value) == pytest.approx(arcface(EMB, CENTERS, TARGET, m=28.6))
+    lk.cosface_loss(EMB, CENTERS, TARGET)  # nothing to say: warnings are errors here
 
 
 def test_the_tutorials_mistakes_are_caught() -> None:

@@ -11,6 +11,8 @@ first; arrays whose values cannot be read (JAX tracers) are never checked by
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -34,6 +36,10 @@ __all__ = ["Finding", "LosskitWarning", "diagnose", "set_checks"]
 ROW_SUM_TOLERANCE = 1e-3
 # A class (or label) counts as rare when the commonest one has this many times its targets.
 IMBALANCE_RATIO = 10
+# An angular margin above this (90 degrees) is read as degrees: at m >= pi / 2 even an embedding
+# on its own centre gets a target logit cos(m) <= 0, so no radian margin is that large
+# (ArcFace trains with 0.5 rad), while margins in degrees are 10 to 60.
+DEGREES_MARGIN = math.pi / 2
 
 
 class LosskitWarning(UserWarning):
@@ -126,15 +132,46 @@ class _Call:
         return _evaluate(self.fn, input, target, {**self.options, **changes})
 
     def text(self, input: str = "input", target: str = "target", **changes: Any) -> str:
-        """``loss(input, target, options...)`` as text, with ``changes`` to the options."""
+        """``loss(input, target, options...)`` as text, with ``changes`` to the options; the
+        margin losses' ``centers`` (or the text given for it) go between input and target."""
         options = {**self.options, **changes}
         return _call_text(self.loss, input, target, options, has_target=self.target is not None)
+
+
+def loss_arrays(
+    caller: str,
+    fn: Callable[..., Any],
+    input: Any,
+    target: Any,
+    options: dict[str, Any],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The positional arrays of a loss call and the keyword options left.
+
+    The margin losses take their class centres between the embeddings and the target;
+    ``diagnose`` and ``explain`` receive them as the option ``centers``.
+
+    Examples
+    --------
+    >>> import losskit as lk
+    >>> loss_arrays("f", lk.arcface_loss, "x", "y", {"centers": "w", "scale": 8.0})
+    (('x', 'w', 'y'), {'scale': 8.0})
+    """
+    if "centers" not in inspect.signature(fn).parameters:
+        if "centers" in options:
+            msg = f"{caller}: centers is an argument of the margin losses, not of {fn.__name__}"
+            raise TypeError(msg)
+        return ((input,) if target is None else (input, target)), options
+    if options.get("centers") is None:
+        msg = f"{caller}: {fn.__name__} needs its class centres as centers=, got none"
+        raise ValueError(msg)
+    rest = {k: v for k, v in options.items() if k != "centers"}
+    return (input, options["centers"], target), rest
 
 
 def _evaluate(
     fn: Callable[..., Any], input: np.ndarray, target: np.ndarray | None, options: dict[str, Any]
 ) -> Any:
-    arrays = (input,) if target is None else (input, target)
+    arrays, options = loss_arrays("diagnose", fn, input, target, options)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -147,7 +184,13 @@ def _evaluate(
 def _call_text(
     loss: str, input: str, target: str, options: dict[str, Any], *, has_target: bool
 ) -> str:
-    parts = [input, target] if has_target else [input]
+    options = dict(options)
+    centers = options.pop("centers", None)
+    parts = [input]
+    if centers is not None:
+        parts.append(centers if isinstance(centers, str) else "centers")
+    if has_target:
+        parts.append(target)
     for name, value in options.items():
         if isinstance(value, np.ndarray):
             value = np.round(value, 4).tolist()
@@ -377,6 +420,38 @@ def _label_imbalance(call: _Call) -> Finding | None:
     )
 
 
+def _margin_in_degrees(call: _Call) -> Finding | None:
+    m = call.options.get("margin")
+    if not isinstance(m, numbers.Real) or not abs(m) > DEGREES_MARGIN:
+        return None
+    radians = math.radians(m)
+    first = next(iter(inspect.signature(call.fn).parameters))  # embeddings, or cosine
+    return Finding(
+        "margin-in-degrees",
+        f"{call.loss} takes its angular margin in radians, but margin={m:g} rad is "
+        f"{math.degrees(m):.6g} degrees: it looks like degrees (pytorch-metric-learning's "
+        "ArcFaceLoss takes degrees; ArcFace's 0.5 rad is 28.6 degrees).",
+        f"pass margin=math.radians({m:g}) = {radians:.6g}.",
+        call.text(first, margin=radians),
+        call.evaluate(call.input, call.target, margin=radians),
+    )
+
+
+def _centers_transposed(call: _Call) -> Finding | None:
+    w, d = call.options["centers"], call.input.shape[-1]
+    if w.ndim != 2 or w.shape[1] == d or w.shape[0] != d:
+        return None
+    return Finding(
+        "centers-transposed",
+        f"{call.loss} takes centers of shape (C, D), one row per class, with D = {d} as the "
+        f"embeddings have, but got shape {w.shape}: (D, C), the layout of "
+        "pytorch-metric-learning's W.",
+        "pass centers.T.",
+        call.text("embeddings", centers="centers.T"),
+        call.evaluate(call.input, call.target, centers=w.T),
+    )
+
+
 _DIAGNOSTICS: dict[str, tuple[Callable[[_Call], Finding | None], ...]] = {
     "cross_entropy": (
         _probabilities_as_logits,
@@ -401,6 +476,12 @@ _DIAGNOSTICS: dict[str, tuple[Callable[[_Call], Finding | None], ...]] = {
     ),
     "binary_cross_entropy": (_logits_as_probabilities,),
     "binary_cross_entropy_with_logits": (_label_imbalance,),
+    "arcface_loss": (_centers_transposed, _margin_in_degrees),
+    "subcenter_arcface_loss": (_margin_in_degrees,),
+    "additive_angular_margin": (_margin_in_degrees,),
+    "cosface_loss": (_centers_transposed,),
+    "sphereface_loss": (_centers_transposed,),
+    "large_margin_softmax_loss": (_centers_transposed,),
 }
 
 
@@ -467,11 +548,14 @@ def diagnose(
     loss_name : str
         The name of a losskit loss, e.g. ``"cross_entropy"``.
     input : array
-        The first argument of the loss, an array of any library.
+        The first argument of the loss, an array of any library (the embeddings of a margin
+        loss).
     target : array, optional
-        The second argument (``None`` for ``softmax_entropy``).
+        The target (``None`` for ``softmax_entropy``).
     **options
-        The keyword arguments of the call (``reduction``, ``weight``, ``dim``, ...).
+        The keyword arguments of the call (``reduction``, ``weight``, ``dim``, ...); for the
+        margin losses also ``centers``, the class centres they take between the embeddings
+        and the target.
 
     Returns
     -------
@@ -498,7 +582,12 @@ def diagnose(
       ``log_target=True``;
     * ``kl-div-mean`` (``kl_div``): ``reduction="mean"`` where ``"batchmean"`` is meant;
     * ``class-imbalance`` (class-index losses, ``binary_cross_entropy_with_logits``): the
-      commonest class has at least ten times the targets of the rarest present one.
+      commonest class has at least ten times the targets of the rarest present one;
+    * ``margin-in-degrees`` (``arcface_loss``, ``subcenter_arcface_loss``,
+      ``additive_angular_margin``): an angular margin above :math:`\pi/2`, read as degrees
+      (the intended value is that of ``margin=math.radians(margin)``);
+    * ``centers-transposed`` (``arcface_loss``, ``cosface_loss``, ``sphereface_loss``,
+      ``large_margin_softmax_loss``): centres of shape ``(D, C)`` where ``(C, D)`` belongs.
 
     A row counts as a probability distribution when
 
@@ -531,6 +620,9 @@ def diagnose(
         )
         raise ValueError(msg)
     rules = _DIAGNOSTICS.get(loss_name, ())
+    loss_arrays("diagnose", losses[loss_name], input, target, options)
+    if "centers" in options:
+        options = {**options, "centers": _host("centers", options["centers"]).astype(np.float64)}
     host = _host("input", input)
     t = None if target is None else _host("target", target)
     x = host.astype(np.float64)
@@ -557,16 +649,18 @@ def _warn_findings(loss_name: str, bound: inspect.BoundArguments) -> None:
     if loss_name not in _DIAGNOSTICS:
         return
     params = bound.signature.parameters
-    arrays = [
-        bound.arguments.get(n) for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD
-    ]
-    if not all(a is None or is_concrete(a) for a in arrays):
+    arrays = {
+        n: bound.arguments.get(n) for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD
+    }
+    if not all(a is None or is_concrete(a) for a in arrays.values()):
         return
     options = {
         n: v for n, v in bound.arguments.items() if params[n].kind is inspect.Parameter.KEYWORD_ONLY
     }
+    if "centers" in arrays:  # the margin losses: diagnose takes the centres as an option
+        options["centers"] = arrays.pop("centers")
     try:
-        findings = diagnose(loss_name, *arrays, **options)
+        findings = diagnose(loss_name, *arrays.values(), **options)
     except (ValueError, TypeError):
         return  # the loss itself will say what is wrong with these arguments
     for finding in findings:
