@@ -18,7 +18,7 @@ from cli._figures import assert_real_png
 import losskit as lk
 from losskit.cli import build_parser, main
 from losskit.cli._commands import TOUR_FIGURES
-from losskit.cli._curves import CURVES
+from losskit.cli._curves import AXES, CURVES, PlotSettings
 from losskit.cli._explain import EXPLAINERS
 
 ROOT = Path(__file__).parents[2]
@@ -80,6 +80,45 @@ def test_plot_draws_every_curve_it_offers(run_cli, tmp_path) -> None:  # noqa: A
     assert_real_png(single)
 
 
+def test_check_finds_a_margin_in_degrees_and_transposed_centres(run_cli) -> None:  # noqa: ANN001
+    x, w = "[[1.0, 0.2], [0.3, -1.0]]", "[[1.0, 0.0], [0.0, 1.0], [-1.0, 1.0]]"
+    done = run_cli("check", "arcface_loss", "--input", x, "--centers", w, "--target", "[0, 2]", "--margin", "28.6", "--json")
+    assert done.code == 1
+    (finding,) = json.loads(done.out)
+    assert finding["code"] == "margin-in-degrees"
+    assert "math.radians(28.6)" in finding["fix"]
+    transposed = run_cli("check", "cosface_loss", "--input", x, "--centers", "[[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]]", "--target", "[0, 2]")
+    assert transposed.code == 1 and "centers-transposed" in transposed.out
+    clean = run_cli("check", "arcface_loss", "--input", x, "--centers", w, "--target", "[0, 2]")
+    assert (clean.code, clean.out.strip()) == (0, "arcface_loss: no problems found")
+
+
+def test_plot_draws_the_margin_losses_against_the_angle(run_cli, tmp_path) -> None:  # noqa: ANN001
+    out = tmp_path / "margins.png"
+    done = run_cli("plot", "arcface_loss", "cosface_loss", "sphereface_loss", "--fallback", "cosface", "none", "easy",
+                   "--lambda", "0", "5", "--out", str(out))
+    assert done.code == 0, done.err
+    assert_real_png(out)
+
+
+def test_the_margin_curves_follow_the_papers_formulas() -> None:
+    # Two classes, the other centre at 90 degrees (cosine 0): the loss is log(1 + exp(-s psi)).
+    theta = np.radians(AXES["angle"].x)
+    settings = PlotSettings(fallbacks=("none",), lambdas=(2.0,))
+    (arcface,) = CURVES["arcface_loss"](settings)
+    np.testing.assert_allclose(arcface.lower, np.cos(theta + 0.5), atol=1e-12)
+    np.testing.assert_allclose(arcface.loss, np.logaddexp(0, -64 * np.cos(theta + 0.5)), rtol=1e-9, atol=1e-12)
+    (cosface,) = CURVES["cosface_loss"](settings)
+    np.testing.assert_allclose(cosface.lower, np.cos(theta) - 0.35, atol=1e-12)
+    (sphereface,) = CURVES["sphereface_loss"](settings)
+    k = np.minimum(np.floor(theta * 4 / np.pi), 3)
+    psi = (2 * np.cos(theta) + (-1) ** k * np.cos(4 * theta) - 2 * k) / 3
+    np.testing.assert_allclose(sphereface.lower, psi, atol=1e-9)
+    np.testing.assert_allclose(sphereface.loss, np.logaddexp(0, -psi), rtol=1e-9)
+    (subcenter,) = CURVES["subcenter_arcface_loss"](settings)  # sub-centres at 0 and 180 degrees
+    np.testing.assert_allclose(subcenter.lower, np.cos(np.minimum(theta, np.pi - theta) + 0.5), atol=1e-9)
+
+
 def test_demo_wine_compares_three_losses(run_cli, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "curves.png"
     done = run_cli("demo", "wine", "--epochs", "15", "--out", str(out))
@@ -118,7 +157,9 @@ def test_explain_and_check_offer_every_option_of_the_loss(loss: str) -> None:
         help_text = parsers[f"losskit {command} {loss}"].format_help()
         for parameter in inspect.signature(getattr(lk, loss)).parameters.values():
             if parameter.kind is parameter.KEYWORD_ONLY and parameter.name not in ("size_average", "reduce"):
-                assert "--" + parameter.name.replace("_", "-") in help_text, (command, loss, parameter.name)
+                assert "--" + parameter.name.rstrip("_").replace("_", "-") in help_text, (command, loss, parameter.name)
+        if "centers" in inspect.signature(getattr(lk, loss)).parameters:
+            assert "--centers" in help_text
 
 
 ERRORS = [
@@ -138,6 +179,12 @@ ERRORS = [
     ("explain", "binary_cross_entropy", "--input", "[2.0, -1.0]", "--target", "[1, 0]"),  # logits
     ("explain", "focal_loss", "--input", "[[1, 2]]", "--target", "[0]", "--gamma", "-1"),
     ("explain", "l1_loss", "--input", "[1, 2]", "--target", "[1, 2]", "--weight", "[1, 2, 3]"),
+    ("explain", "cross_entropy", "--input", "[[1, 2]]", "--centers", "[[1, 0]]", "--target", "[0]"),  # not a margin loss
+    ("check", "arcface_loss", "--input", "[[1, 2]]", "--target", "[0]"),  # no centres
+    ("explain", "cosface_loss", "--input", "[[1, 2]]", "--centers", "[[1, 0, 0]]", "--target", "[0]"),  # D differs
+    ("explain", "sphereface_loss", "--input", "[[1, 2]]", "--centers", "[[1, 0]]", "--target", "[0]", "--margin", "1.5"),
+    ("plot", "arcface_loss", "--fallback", "hard", "--out", "x.png"),
+    ("plot", "sphereface_loss", "--lambda", "-1", "--out", "x.png"),
     ("plot", "cross_entropy", "--out", "/nonexistent/folder/x.png"),
     ("plot", "cross_entropy", "--out", "x.jpg"),
     ("plot", "margin", "--out", "x.png"),

@@ -1,7 +1,9 @@
 """``losskit explain``, for every loss: the value it reports is the loss function's, its steps
 agree with NumPy formulas written here from the input, the loss per position is rebuilt from
 the steps alone, the reduction recomputes to the value, and the gradient matches central
-finite differences. All through the ``--json`` output of the command."""
+finite differences. All through the ``--json`` output of the command. For the margin losses
+the cosines, the target angle (by arccos) and the margin logit are rederived here from the
+papers' formulas."""
 
 from __future__ import annotations
 
@@ -60,13 +62,47 @@ CASES: list[tuple[str, np.ndarray, np.ndarray | None, dict[str, Any]]] = [
     ("kl_div", lk.log_softmax(X, 1), np.where(Q > 0.4, 0.0, Q), {"reduction": "none"}),
 ]
 
+# Margin losses: embeddings (N, D), class centres (C, D) or (C, K, D), class indices.
+EMB = RNG.normal(size=(5, 4))
+EMB[4] = -2 * EMB[4]  # a long embedding, for the norm-scaled losses
+CENTERS = RNG.normal(size=(3, 4))
+CENTERS[1] = -EMB[1] + 0.1 * RNG.normal(size=4)  # embedding 1 about 176 degrees from its centre: theta + m > pi
+EMB_Y = np.array([2, 1, 0, 1, 2])
+CASES += [
+    ("arcface_loss", EMB, EMB_Y, {"centers": CENTERS, "scale": 8.0}),
+    ("arcface_loss", EMB, EMB_Y, {"centers": CENTERS, "scale": 4.0, "margin": 0.3, "fallback": "easy",
+                                  "weight": W, "label_smoothing": 0.1}),
+    ("arcface_loss", EMB, np.array([2, 1, -100, 1, 2]), {"centers": CENTERS, "scale": 6.0, "fallback": "none",
+                                                         "reduction": "none"}),
+    ("cosface_loss", EMB, EMB_Y, {"centers": CENTERS, "scale": 10.0, "reduction": "sum"}),
+    ("cosface_loss", EMB, np.array([2, 1, 0, 0, 2]), {"centers": CENTERS, "scale": 5.0, "ignore_index": 0}),
+    ("sphereface_loss", EMB, EMB_Y, {"centers": CENTERS}),
+    ("sphereface_loss", EMB, EMB_Y, {"centers": CENTERS, "margin": 3, "lambda_": 5.0, "scale": 0.5, "weight": W}),
+    ("large_margin_softmax_loss", EMB, EMB_Y, {"centers": 2 * CENTERS, "margin": 2}),
+    ("large_margin_softmax_loss", EMB, EMB_Y, {"centers": CENTERS * np.array([[1.0], [3.0], [0.5]]),
+                                               "lambda_": 1.5, "reduction": "none"}),
+    ("subcenter_arcface_loss", EMB, EMB_Y, {"centers": RNG.normal(size=(3, 2, 4)), "scale": 8.0}),
+    ("subcenter_arcface_loss", EMB, EMB_Y, {"centers": RNG.normal(size=(3, 3, 4)), "scale": 3.0, "margin": 1.2,
+                                            "label_smoothing": 0.2, "reduction": "sum"}),
+]
+MARGIN = ("arcface_loss", "cosface_loss", "sphereface_loss", "large_margin_softmax_loss", "subcenter_arcface_loss")
+
+
+def _call(loss: str, x: np.ndarray, t: np.ndarray | None, o: dict[str, Any]) -> Any:
+    """The loss of losskit at ``x`` (the margin losses take their centres before the target)."""
+    fn = getattr(lk, loss)
+    if loss in MARGIN:
+        rest = {k: v for k, v in o.items() if k != "centers"}
+        return fn(x, o["centers"], t, **rest)
+    return fn(x, **o) if t is None else fn(x, t, **o)
+
 
 def _argv(loss: str, x: np.ndarray, t: np.ndarray | None, options: dict[str, Any]) -> list[str]:
     argv = ["explain", loss, "--input", json.dumps(np.asarray(x).tolist())]
     if t is not None:
         argv += ["--target", json.dumps(np.asarray(t).tolist())]
     for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
+        flag = "--" + name.rstrip("_").replace("_", "-")
         if value is True:
             argv.append(flag)
         elif isinstance(value, np.ndarray):
@@ -99,10 +135,65 @@ def _class_positions(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> tuple[n
     return _softmax(x, 1), np.where(valid, t, 0), valid
 
 
+def _psi(loss: str, theta: np.ndarray, o: dict[str, Any]) -> np.ndarray:
+    """The target logit before the scale, from the papers' formulas of the angle."""
+    if loss == "cosface_loss":
+        return np.cos(theta) - o.get("margin", 0.35)
+    if loss in ("sphereface_loss", "large_margin_softmax_loss"):  # SphereFace eq. (6), L-Softmax eq. (6)
+        m, lam = o.get("margin", 4), o.get("lambda_", 0.0)
+        k = np.minimum(np.floor(theta * m / np.pi), m - 1)
+        psi = (-1) ** k * np.cos(m * theta) - 2 * k
+        return (lam * np.cos(theta) + psi) / (1 + lam)
+    m, fallback = o.get("margin", 0.5), o.get("fallback", "cosface")
+    psi = np.cos(theta + m)
+    if fallback == "easy":  # easy_margin: the margin only while cos(theta) > 0
+        return np.where(np.cos(theta) > 0, psi, np.cos(theta))
+    if fallback == "cosface":  # insightface: past theta + m > pi, cos(theta) - m sin(m)
+        return np.where(theta + m < np.pi, psi, np.cos(theta) - m * np.sin(m))
+    return psi
+
+
+def _rebuild_margin(loss: str, s: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> np.ndarray:
+    """The margin steps against cosines and angles computed here, then cross-entropy's steps
+    over logits rebuilt from the steps."""
+    close = np.testing.assert_allclose
+    w = o["centers"]
+    x_norm, w_norm = np.sqrt((x**2).sum(-1)), np.sqrt((w**2).sum(-1))
+    close(s["embedding_norm"], x_norm, rtol=1e-12)
+    close(s["center_norm"], w_norm, rtol=1e-12)
+    close(s["unit_embeddings"], x / x_norm[:, None], rtol=1e-12)
+    close(s["unit_centers"], w / w_norm[..., None], rtol=1e-12)
+    cos = np.einsum("nd,...d->n...", x, w) / np.einsum("n,...->n...", x_norm, w_norm)
+    if w.ndim == 3:
+        close(s["subcenter_cosine"], cos, rtol=1e-12, atol=1e-15)
+        cos = cos.max(axis=2)
+    close(s["cosine"], cos, rtol=1e-12, atol=1e-15)
+    valid = t != o.get("ignore_index", -100)
+    index = np.where(valid, t, 0)
+    theta = np.arccos(np.clip(_pick(cos, index, 1), -1, 1))
+    close(s["target_cosine"][valid], np.cos(theta[valid]), rtol=1e-12, atol=1e-15)
+    close(s["target_angle"][valid], np.degrees(theta[valid]), rtol=1e-9)
+    close(s["target_logit"][valid], _psi(loss, theta, o)[valid], rtol=1e-9, atol=1e-12)
+    assert np.isnan(s["target_logit"][~valid]).all()
+    at_target = (np.arange(cos.shape[1]) == index[:, None]) & valid[:, None]
+    scaled = np.where(at_target, np.nan_to_num(s["target_logit"])[:, None], s["cosine"])
+    a = o.get("scale", 64.0 if "arcface" in loss or loss == "cosface_loss" else 1.0)
+    if loss == "sphereface_loss":
+        a = a * s["embedding_norm"][:, None]
+    elif loss == "large_margin_softmax_loss":
+        a = a * s["embedding_norm"][:, None] * s["center_norm"][None, :]
+    if "logit_scale" in s:
+        close(np.broadcast_to(s["logit_scale"], cos.shape), np.broadcast_to(a, cos.shape), rtol=1e-12)
+    close(s["logits"], a * scaled, rtol=1e-12, atol=1e-14)
+    return _rebuild("cross_entropy", s, s["logits"], t, o)
+
+
 def _rebuild(loss: str, s: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray | None, o: dict[str, Any]) -> np.ndarray:
     """Check the steps against formulas of the input, then rebuild the loss per position from
     the steps alone."""
     close = np.testing.assert_allclose
+    if loss in MARGIN:
+        return _rebuild_margin(loss, s, x, t, o)
     if loss in ("cross_entropy", "focal_loss", "softmax_entropy"):
         close(s["softmax"], _softmax(x, 1), rtol=1e-12)
     if loss == "cross_entropy" and t.dtype.kind == "f":
@@ -198,10 +289,11 @@ def _rebuild(loss: str, s: dict[str, np.ndarray], x: np.ndarray, t: np.ndarray |
 
 def _expected_denominator(loss: str, x: np.ndarray, t: np.ndarray | None, o: dict[str, Any]) -> float:
     """The "mean" denominator each loss documents, from the input."""
-    if loss in ("cross_entropy", "nll_loss", "focal_loss") and t.dtype.kind != "f":
+    if loss in ("cross_entropy", "nll_loss", "focal_loss", *MARGIN) and t.dtype.kind != "f":
         option = "alpha" if loss == "focal_loss" else "weight"
         valid = t != o.get("ignore_index", -100)
-        weights = np.broadcast_to(o.get(option, 1.0), (x.shape[1],))
+        num_classes = len(o["centers"]) if loss in MARGIN else x.shape[1]
+        weights = np.broadcast_to(o.get(option, 1.0), (num_classes,))
         return float(np.sum(np.where(valid, weights[np.where(valid, t, 0)], 0.0)))
     if loss in ("cross_entropy", "softmax_entropy"):
         return x.size / x.shape[1]
@@ -213,15 +305,13 @@ def _expected_denominator(loss: str, x: np.ndarray, t: np.ndarray | None, o: dic
 
 
 def _finite_difference(loss: str, x: np.ndarray, t: np.ndarray | None, o: dict[str, Any]) -> np.ndarray:
-    fn = getattr(lk, loss)
-    arrays = () if t is None else (t,)
     grad = np.zeros_like(x)
     h = 1e-6
     for i in np.ndindex(x.shape):
         up, down = x.copy(), x.copy()
         up[i] += h
         down[i] -= h
-        grad[i] = (np.sum(fn(up, *arrays, **o)) - np.sum(fn(down, *arrays, **o))) / (2 * h)
+        grad[i] = (np.sum(_call(loss, up, t, o)) - np.sum(_call(loss, down, t, o))) / (2 * h)
     return grad
 
 
@@ -230,8 +320,7 @@ def test_explain_json_recomputes_to_the_loss_value(run_cli, loss, x, t, options)
     done = run_cli(*_argv(loss, x, t, options))
     assert done.code == 0, done.err
     data = json.loads(done.out)
-    arrays = () if t is None else (t,)
-    value = np.asarray(getattr(lk, loss)(x, *arrays, **options))
+    value = np.asarray(_call(loss, x, t, options))
     np.testing.assert_allclose(np.asarray(data["value"], dtype=float), value, rtol=1e-12, atol=1e-15)
     steps = {s["key"]: np.asarray(s["value"], dtype=float) for s in data["steps"]}
     per_position = np.asarray(data["per_position"], dtype=float)

@@ -34,6 +34,9 @@ DOCUMENTED = {
     "kl_div": "losses/kl_div.md",
     "softmax_entropy": "losses/softmax_entropy.md",
 }
+# The margin losses share one page.
+MARGIN = ("arcface_loss", "cosface_loss", "sphereface_loss", "large_margin_softmax_loss", "subcenter_arcface_loss")
+DOCUMENTED |= dict.fromkeys(MARGIN, "losses/margin.md")
 
 
 def test_the_site_builds_without_warnings(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from .._diagnose import loss_functions
+from .._margin import FALLBACKS
 from ._curves import CURVES, PlotSettings
 from ._explain import EXPLAINERS
 from ._inputs import UsageError, loss_options, parameter_docs, read_array, summary
@@ -47,7 +48,8 @@ def _add_loss_parsers(command: argparse.ArgumentParser, json_help: str) -> None:
         parser = losses.add_parser(name, help=summary(fn), description=f"{name}: {summary(fn)}")
         parameters = inspect.signature(fn).parameters.items()
         arrays = [n for n, p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
-        for flag, parameter in zip(("--input", "--target"), arrays, strict=False):
+        flags = ["--input", *(f"--{n}" for n in arrays[1:-1]), "--target"][: len(arrays)]
+        for flag, parameter in zip(flags, arrays, strict=True):
             kind, description = docs[parameter]
             parser.add_argument(
                 flag,
@@ -90,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
             "explain",
             "compute a loss step by step for the numbers given",
             "Show the formula, every intermediate (softmax per row, the picked probability, -log, "
-            "weights, ...), the reduction with its exact denominator, the value and the gradient with "
+            "weights, ...; for the margin losses first the cosines, the target angle and its margin "
+            "logit), the reduction with its exact denominator, the value and the gradient with "
             "respect to the input, and any misuse losskit check finds.",
             "print the explanation as JSON (steps, reduction, value, gradient, findings)",
         ),
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
             "check",
             "look for the usual mistakes in a loss call",
             "Run losskit.diagnose on a loss call: probabilities where logits belong, one-hot targets, "
-            "unnormalised rows, kl_div's 'mean', class imbalance. Each finding gives the fix and the "
+            "unnormalised rows, kl_div's 'mean', class imbalance, an ArcFace margin in degrees, "
+            "transposed class centres. Each finding gives the fix and the "
             "value under the call probably meant. Exit status 1 when something is found, 0 otherwise.",
             "print the findings as a JSON list",
         ),
@@ -181,7 +185,10 @@ def _add_plot_parser(commands: Any) -> None:
         help="draw losses and their gradient magnitudes",
         description="Draw each loss and the size of its gradient: classification losses against the "
         "predicted probability of the true class (gradient with respect to its logit), regression "
-        "losses against the error input - target.",
+        "losses against the error input - target. The margin losses are drawn against the angle "
+        "between a unit embedding and its class centre, two classes with the other centre at 90 "
+        "degrees, each at its default scale and margin, and below the loss their target logit "
+        "over the scale.",
     )
     plot.add_argument(
         "losses",
@@ -212,6 +219,25 @@ def _add_plot_parser(commands: Any) -> None:
     )
     plot.add_argument(
         "--beta", type=float, default=defaults.beta, help="smooth_l1_loss: beta (default: 1)"
+    )
+    plot.add_argument(
+        "--fallback",
+        nargs="+",
+        choices=FALLBACKS,
+        default=list(defaults.fallbacks),
+        metavar="F",
+        help="arcface_loss, subcenter_arcface_loss: one curve per fallback past θ + m > π, "
+        f"among {', '.join(FALLBACKS)} (default: cosface)",
+    )
+    plot.add_argument(
+        "--lambda",
+        type=float,
+        nargs="+",
+        dest="lambdas",
+        default=list(defaults.lambdas),
+        metavar="L",
+        help="sphereface_loss, large_margin_softmax_loss: one curve per annealing weight λ "
+        "(default: 0, the full margin)",
     )
 
 

@@ -48,10 +48,17 @@ def _array_text(value: Any) -> str:
     return np.array2string(np.asarray(value), precision=6, separator=", ", max_line_width=72)
 
 
+def _floating(array: np.ndarray) -> np.ndarray:
+    """Arrays of numbers typed as integers (``[[1, 0]]``) as float64."""
+    return array if array.dtype.kind == "f" else array.astype(np.float64)
+
+
 def _loss_call(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """The input, target and the options given (those left at their default are not passed)."""
-    x = args.input if args.input.dtype.kind == "f" else args.input.astype(np.float64)
-    options = {}
+    """The input, target and the options given (those left at their default are not passed);
+    the margin losses' centres among the options, as ``explain`` and ``diagnose`` take them."""
+    x, options = _floating(args.input), {}
+    if "centers" in vars(args):
+        options["centers"] = _floating(args.centers)
     for option in loss_options(loss_functions()[args.loss]):
         value = getattr(args, option.name)
         if isinstance(value, np.ndarray):
@@ -158,7 +165,12 @@ def _plot_command(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".png":
         raise UsageError(f"--out must name a .png file, got {args.out}")
     settings = PlotSettings(
-        gammas=tuple(args.gamma), alpha=args.alpha, delta=args.delta, beta=args.beta
+        gammas=tuple(args.gamma),
+        alpha=args.alpha,
+        delta=args.delta,
+        beta=args.beta,
+        fallbacks=tuple(args.fallback),
+        lambdas=tuple(args.lambdas),
     )
     try:
         path = _write(lambda: plot_losses(args.losses, args.out, settings))

@@ -1,11 +1,16 @@
-"""The curves ``losskit plot`` draws: each loss and the size of its gradient.
+"""The curves ``losskit plot`` draws: each loss and the size of its gradient, or, for the
+margin losses, each loss and its target logit.
 
 Classification losses are drawn against the predicted probability ``p`` of the true class,
 for a two-class example whose logits are ``(logit(p), 0)``, and their gradient is taken with
 respect to the true class's logit; regression losses are drawn against the error
-``z = input - target``. Every curve is computed by losskit itself (the loss with
-``reduction="none"`` and :func:`losskit.value_and_grad`), so the figures show the library's
-numbers. This module computes the curves; ``_plot`` draws them.
+``z = input - target``. The margin losses are drawn against the angle ``theta`` between a
+unit embedding and its class centre, with a second class whose centre is at 90 degrees to
+every embedding (cosine 0, as random centres are in many dimensions); below the loss goes
+the target logit over the scale, ``psi(theta)``. Every curve is computed by losskit itself
+(the loss with ``reduction="none"``, :func:`losskit.value_and_grad`, the margin transforms),
+so the figures show the library's numbers. This module computes the curves; ``_plot`` draws
+them.
 """
 
 from __future__ import annotations
@@ -19,14 +24,19 @@ import numpy as np
 import losskit as lk
 
 from .._softmax_regression import softmax_mse
+from ._margins import MARGIN_LOSSES, cosines
 
-__all__ = ["AXES", "CURVES", "Curve", "PlotSettings"]
+__all__ = ["AXES", "CURVES", "Axis", "Curve", "PlotSettings"]
 
 _P = np.linspace(0.005, 0.995, 199)  # predicted probability of the true class
 _Z = np.linspace(-3.0, 3.0, 240)  # regression error (0 itself, where L1 has no slope, left out)
 _LOGIT = np.log(_P) - np.log1p(-_P)
 _ROWS = np.stack([_LOGIT, np.zeros_like(_P)], axis=1)  # softmax(_ROWS)[:, 0] == _P
 _CLASS_0 = np.zeros(_P.size, dtype=np.int64)
+_THETA = np.linspace(0.0, np.pi, 721)  # angle between the embedding and its class centre
+_ON_CIRCLE = np.stack([np.cos(_THETA), np.sin(_THETA), np.zeros_like(_THETA)], axis=1)
+_CENTERS = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # class 0, and class 1 at 90 degrees
+_SUB_CENTERS = np.array([[[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]])
 
 
 @dataclass(frozen=True)
@@ -37,16 +47,19 @@ class PlotSettings:
     alpha: float = 0.25  # sigmoid_focal_loss
     delta: float = 1.0  # huber_loss
     beta: float = 1.0  # smooth_l1_loss
+    fallbacks: tuple[str, ...] = ("cosface",)  # arcface_loss, subcenter_arcface_loss
+    lambdas: tuple[float, ...] = (0.0,)  # sphereface_loss, large_margin_softmax_loss
 
 
 @dataclass(frozen=True)
 class Curve:
-    """One curve: its legend ``label``, its panel ``kind`` and the values along the x axis."""
+    """One curve: its legend ``label``, its panel ``kind`` and the values along the x axis:
+    the loss, and what the lower panel shows (the gradient's size, or the target logit / s)."""
 
     label: str
-    kind: str  # "probability" or "error"
+    kind: str  # a key of AXES
     loss: np.ndarray
-    gradient: np.ndarray
+    lower: np.ndarray
 
 
 def _per_position(
@@ -70,17 +83,18 @@ def _softmax_curve(
     loss: Callable[..., Any], label: str, *target: np.ndarray, **options: Any
 ) -> Curve:
     value, grad = _per_position(loss, _ROWS, *target, **options)
-    return Curve(label, "probability", value, grad[:, 0])
+    return Curve(label, "probability", value, np.abs(grad[:, 0]))
 
 
 def _sigmoid_curve(loss: Callable[..., Any], label: str, **options: Any) -> Curve:
     value, grad = _per_position(loss, _LOGIT, np.ones_like(_P), **options)
-    return Curve(label, "probability", value, grad)
+    return Curve(label, "probability", value, np.abs(grad))
 
 
 def _nll(s: PlotSettings) -> list[Curve]:
     value, grad = _per_position(lk.nll_loss, lk.log_softmax(_ROWS, 1), _CLASS_0)
-    return [Curve("nll_loss(log_softmax(x))", "probability", value, _through_log_softmax(grad))]
+    gradient = np.abs(_through_log_softmax(grad))
+    return [Curve("nll_loss(log_softmax(x))", "probability", value, gradient)]
 
 
 def _kl(s: PlotSettings) -> list[Curve]:
@@ -90,21 +104,22 @@ def _kl(s: PlotSettings) -> list[Curve]:
             "kl_div, target (0.8, 0.2)",
             "probability",
             value.sum(axis=1),
-            _through_log_softmax(grad),
+            np.abs(_through_log_softmax(grad)),
         )
     ]
 
 
 def _bce(s: PlotSettings) -> list[Curve]:
     value, grad = _per_position(lk.binary_cross_entropy, _P, np.ones_like(_P))
-    return [Curve("binary_cross_entropy, target 1", "probability", value, grad * _P * (1 - _P))]
+    gradient = np.abs(grad * _P * (1 - _P))
+    return [Curve("binary_cross_entropy, target 1", "probability", value, gradient)]
 
 
 def _mse_on_probabilities(s: PlotSettings) -> list[Curve]:
     value, grad = softmax_mse(
         _ROWS, _CLASS_0, reduction="none", grad_output=np.full(_ROWS.shape, 0.5)
     )
-    return [Curve("MSE on probabilities", "probability", value.mean(axis=1), grad[:, 0])]
+    return [Curve("MSE on probabilities", "probability", value.mean(axis=1), np.abs(grad[:, 0]))]
 
 
 def _regression(
@@ -114,7 +129,35 @@ def _regression(
         chosen = {name: getattr(s, name) for name in options}
         value, grad = _per_position(loss, _Z, np.zeros_like(_Z), **chosen)
         shown = "".join(f", {options[name]}={v:g}" for name, v in chosen.items())
-        return [Curve(label + shown, "error", value, grad)]
+        return [Curve(label + shown, "error", value, np.abs(grad))]
+
+    return curves
+
+
+_SYMBOLS = {"scale": "s=", "margin": "m=", "lambda_": "λ=", "fallback": "fallback "}
+
+
+def _margin(loss: str) -> Callable[[PlotSettings], list[Curve]]:
+    """A margin loss against the target angle: one curve per fallback, or per lambda."""
+    spec = MARGIN_LOSSES[loss]
+    centers = _SUB_CENTERS if loss == "subcenter_arcface_loss" else _CENTERS
+    cosine = cosines(_ON_CIRCLE, centers).cosine
+    target = np.zeros(_THETA.size, dtype=np.int64)
+    where = ", sub-centres at 0° and 180°" if centers is _SUB_CENTERS else ""
+
+    def curves(s: PlotSettings) -> list[Curve]:
+        variants = {
+            "fallback": [{"fallback": f} for f in s.fallbacks],
+            "lambda_": [{"lambda_": lam} for lam in s.lambdas],
+        }
+        found = []
+        for options in next((variants[o] for o in spec.options if o in variants), [{}]):
+            value = np.asarray(getattr(lk, loss)(_ON_CIRCLE, centers, target, reduction="none", **options))
+            psi = spec.margin_cosines(loss, cosine, target, options)[:, 0]
+            shown = ", ".join(_SYMBOLS[k] + (f"{v:g}" if k != "fallback" else repr(v))
+                              for k, v in spec.settings(loss, options).items())  # fmt: skip
+            found.append(Curve(f"{loss}, {shown}{where}", "angle", value, psi))
+        return found
 
     return curves
 
@@ -149,15 +192,36 @@ CURVES: dict[str, Callable[[PlotSettings], list[Curve]]] = {
     "mse_loss": _regression(lk.mse_loss, "mse_loss"),
     "huber_loss": _regression(lk.huber_loss, "huber_loss", delta="δ"),
     "smooth_l1_loss": _regression(lk.smooth_l1_loss, "smooth_l1_loss", beta="β"),
-}
+} | {name: _margin(name) for name in MARGIN_LOSSES}
 """What ``losskit plot`` can draw, by name."""
 
+
+@dataclass(frozen=True)
+class Axis:
+    """A column of the figure: its x values and labels, and what the lower panel shows."""
+
+    x: np.ndarray
+    label: str
+    against: str  # the title's "loss against ..."
+    lower: str  # the lower panel's y label
+    reference: tuple[str, np.ndarray] | None = None  # a grey curve in the lower panel
+
+
 AXES = {
-    "probability": (
+    "probability": Axis(
         _P,
         "p, the predicted probability of the true class",
+        "the predicted probability",
         "|∂ℓ/∂z|, z = the true class's logit",
     ),
-    "error": (_Z, "z = input - target", "|∂ℓ/∂z|"),
+    "error": Axis(_Z, "z = input - target", "the error", "|∂ℓ/∂z|"),
+    "angle": Axis(
+        np.degrees(_THETA),
+        "θ, the embedding's angle to its class centre (degrees);\n"
+        "two classes, the other centre at 90° to the embedding",
+        "the target angle",
+        "target logit / s: ψ(θ)",
+        ("no margin: cos θ", np.cos(_THETA)),
+    ),
 }
-"""Per panel kind: the x values, the x label and the gradient's y label."""
+"""The columns of a figure, by the ``kind`` of their curves."""

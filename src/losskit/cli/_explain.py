@@ -20,6 +20,7 @@ from .. import _diagnose
 from .._grad import value_and_grad
 from .._lib._checks import class_axis
 from .._softmax import log_softmax
+from ._margins import MARGIN_LOSSES, cosines
 
 __all__ = ["EXPLAINERS", "Explanation", "Step", "explain", "finding_json"]
 
@@ -128,9 +129,7 @@ class _Classes:
 
     def indices(self, target: np.ndarray, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
         """The targets as safe indices, and where they are not ``ignore_index``."""
-        t = target.reshape(self.x.shape[:-1])
-        valid = t != options.get("ignore_index", -100)
-        return np.where(valid, t, 0), valid
+        return _indices(target.reshape(self.x.shape[:-1]), options)
 
     def softmax_step(self, a: _Arithmetic) -> np.ndarray:
         """Record the softmax of each row as a step, in the input's layout."""
@@ -139,6 +138,12 @@ class _Classes:
 
     def pick(self, values: np.ndarray, index: np.ndarray) -> np.ndarray:
         return np.take_along_axis(values, index[..., None], -1)[..., 0]
+
+
+def _indices(target: np.ndarray, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Class-index targets as safe indices, and where they are not ``ignore_index``."""
+    valid = target != options.get("ignore_index", -100)
+    return np.where(valid, target, 0), valid
 
 
 def _skip(valid: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -454,6 +459,48 @@ def _kl_div(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     return a
 
 
+def _margin_loss(loss: str) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]], _Arithmetic]:
+    """The explainer of a margin loss: cosines, the target angle, its margin logit, the
+    scaled logits, then cross-entropy's own steps over those logits."""
+    spec = MARGIN_LOSSES[loss]
+
+    def explainer(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+        c = cosines(x, o["centers"])
+        logits_are = f"f_ij = {spec.scaled_by} t_ij,  t_ij = c_ij, with ψ at j = y_i"
+        a = _Arithmetic(
+            "", "chain rule through the softmax, the margin and the normalisation (value_and_grad)"
+        )
+        a.step("embedding_norm", "length of each embedding", "‖x_i‖", c.embedding_norm)
+        a.step("unit_embeddings", "embeddings at unit length", "x̂_i = x_i / ‖x_i‖", c.unit_embeddings)
+        a.step("center_norm", "length of each centre", "‖W_j‖", c.center_norm)
+        a.step("unit_centers", "centres at unit length", "Ŵ_j = W_j / ‖W_j‖", c.unit_centers)
+        if c.per_center is None:
+            a.step("cosine", "cosine to each centre", "c_ij = x̂_i · Ŵ_j", c.cosine)
+        else:
+            a.step("subcenter_cosine", "cosine to each sub-centre", "x̂_i · Ŵ_jk", c.per_center)
+            a.step("cosine", "cosine to the nearest sub-centre", "c_ij = max_k x̂_i · Ŵ_jk", c.cosine)
+        index, valid = _indices(t, o)
+        picked = _skip(valid, np.take_along_axis(c.cosine, index[:, None], 1)[:, 0])
+        a.step("target_cosine", "cosine to the target's centre", "c_iy", picked)
+        angle = np.degrees(np.arccos(np.clip(picked, -1.0, 1.0)))
+        a.step("target_angle", "target angle, degrees", "θ_y = arccos c_iy", angle)
+        margin_cosines = spec.margin_cosines(loss, c.cosine, t, o)
+        psi = np.take_along_axis(margin_cosines, index[:, None], 1)[:, 0]
+        a.step("target_logit", "the target's margin logit", spec.psi(loss, o), _skip(valid, psi))
+        scale = spec.logit_scale(loss, c, o)
+        if spec.scaled_by != "s":
+            a.step("logit_scale", "scale of the logits", f"a = {spec.scaled_by}", scale)
+        logits = a.step("logits", "margin logits", logits_are, scale * margin_cosines)
+        ce = _cross_entropy(logits, t, o)
+        s = spec.settings(loss, o)["scale"]
+        a.formula = f"{ce.formula.replace('softmax(x)', 'softmax(f)')},  {logits_are},  s = {s:g}"
+        a.steps += ce.steps
+        a.per_position, a.count, a.count_is = ce.per_position, ce.count, ce.count_is
+        return a
+
+    return explainer
+
+
 Explainer = Callable[[np.ndarray, Any, dict[str, Any]], _Arithmetic]
 
 EXPLAINERS: dict[str, Explainer] = {
@@ -469,7 +516,7 @@ EXPLAINERS: dict[str, Explainer] = {
     "sigmoid_focal_loss": _sigmoid_focal_loss,
     "smooth_l1_loss": _regression("smooth_l1_loss"),
     "softmax_entropy": _softmax_entropy,
-}
+} | {name: _margin_loss(name) for name in MARGIN_LOSSES}
 """The losses ``losskit explain`` knows, by name."""
 
 
@@ -483,9 +530,11 @@ def explain(
     loss_name : str
         One of :data:`EXPLAINERS`, e.g. ``"cross_entropy"``.
     input, target : ndarray
-        NumPy arrays, as the loss takes them (no target for ``softmax_entropy``).
+        NumPy arrays, as the loss takes them (no target for ``softmax_entropy``; the
+        embeddings as ``input`` for the margin losses).
     **options
-        The loss's keyword options.
+        The loss's keyword options; for the margin losses also ``centers``, the class
+        centres (required for them, refused for the other losses).
 
     Returns
     -------
@@ -524,21 +573,22 @@ def explain(
         msg = f"explain: loss_name must be one of {', '.join(EXPLAINERS)}, got {loss_name!r}"
         raise ValueError(msg)
     fn = _diagnose.loss_functions()[loss_name]
-    arrays = (input,) if target is None else (input, target)
-    value = np.asarray(fn(*arrays, **options))
+    arrays, rest = _diagnose.loss_arrays("explain", fn, input, target, options)
+    value = np.asarray(fn(*arrays, **rest))
     reduction = options.get("reduction", inspect.signature(fn).parameters["reduction"].default)
     grad_output = np.ones_like(value) if reduction == "none" else None
-    _, gradient = value_and_grad(fn)(*arrays, **options, grad_output=grad_output)
+    _, gradient = value_and_grad(fn)(*arrays, **rest, grad_output=grad_output)
     with np.errstate(all="ignore"):
         a = EXPLAINERS[loss_name](input, target, options)
     numerator = None if reduction == "none" else float(np.sum(a.per_position))
     denominator = a.count if reduction in ("mean", "batchmean") else None
     given = ", ".join(
         ["input"]
+        + (["centers"] if len(arrays) == 3 else [])
         + (["target"] if target is not None else [])
         + [
             f"{k}={np.asarray(v).tolist() if isinstance(v, np.ndarray) else v!r}"
-            for k, v in options.items()
+            for k, v in rest.items()
         ]
     )
     return Explanation(
@@ -554,5 +604,5 @@ def explain(
         value=value,
         gradient=np.asarray(gradient),
         gradient_formula=a.gradient,
-        findings=tuple(_diagnose.diagnose(loss_name, *arrays, **options)),
+        findings=tuple(_diagnose.diagnose(loss_name, input, target, **options)),
     )

@@ -131,7 +131,8 @@ class LossOption:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        """``--label-smoothing`` for ``label_smoothing``, ``--lambda`` for ``lambda_``."""
+        return "--" + self.name.rstrip("_").replace("_", "-")
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         """Add this option to ``parser`` (the parsed value lands in ``self.name``)."""

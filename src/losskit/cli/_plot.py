@@ -27,7 +27,8 @@ def plot_losses(
     path : str or Path
         Where to write the PNG; its folder must exist.
     settings : PlotSettings, optional
-        Focal ``gammas``, sigmoid focal ``alpha``, Huber ``delta``, smooth L1 ``beta``.
+        Focal ``gammas``, sigmoid focal ``alpha``, Huber ``delta``, smooth L1 ``beta``,
+        ArcFace ``fallbacks`` and SphereFace / L-Softmax ``lambdas``.
 
     Returns
     -------
@@ -51,23 +52,27 @@ def plot_losses(
     figure = Figure(figsize=(5.4 * len(kinds), 6.0), layout="constrained")
     axes = figure.subplots(2, len(kinds), squeeze=False, sharex="col")
     for column, kind in enumerate(kinds):
-        x, xlabel, grad_label = AXES[kind]
+        axis = AXES[kind]
         top, bottom = axes[0, column], axes[1, column]
+        if axis.reference is not None:
+            bottom.plot(axis.x, axis.reference[1], color="grey", linewidth=3, alpha=0.5,
+                        label=axis.reference[0])  # fmt: skip
         for number, curve in enumerate(c for c in curves if c.kind == kind):
             style = ("-", "--", "-.", ":")[number % 4]  # curves that coincide stay visible
-            top.plot(x, curve.loss, linestyle=style, label=curve.label)
-            bottom.plot(x, np.abs(curve.gradient), linestyle=style, label=curve.label)
+            top.plot(axis.x, curve.loss, linestyle=style, label=curve.label)
+            bottom.plot(axis.x, curve.lower, linestyle=style, label=curve.label)
         top.set_ylabel("loss ℓ")
-        top.set_title(
-            "loss against "
-            + ("the predicted probability" if kind == "probability" else "the error")
-        )
-        top.legend(fontsize="small")
-        bottom.set_ylabel(grad_label)
-        bottom.set_xlabel(xlabel)
+        top.set_title(f"loss against {axis.against}")
+        bottom.set_ylabel(axis.lower)
+        bottom.set_xlabel(axis.label)
+        top.set_ylim(bottom=0)
+        if axis.reference is None:  # gradient magnitudes
+            top.legend(fontsize="small")
+            bottom.set_ylim(bottom=0)
+        else:  # a target logit, which goes below 0 where small angles leave room
+            bottom.legend(fontsize="x-small", loc="lower left")
         for ax in (top, bottom):
             ax.grid(alpha=0.3)
-            ax.set_ylim(bottom=0)
     path = Path(path)
     figure.savefig(path, dpi=90)
     return path
