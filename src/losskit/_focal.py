@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from ._lib import _numerics
 from ._lib._checks import (
     check_class_weight,
@@ -11,6 +9,7 @@ from ._lib._checks import (
     check_in_unit_interval,
     class_axis,
     class_index_target,
+    finite_number,
     number,
     paired_floats,
     shape_of,
@@ -28,11 +27,7 @@ __all__ = ["focal_loss", "sigmoid_focal_loss"]
 
 
 def _check_gamma(fn: str, gamma: object) -> float:
-    g = number(fn, "gamma", gamma)
-    if not 0 <= g < math.inf:
-        msg = f"{fn}: gamma must be a finite number >= 0, got {g:g}"
-        raise ValueError(msg)
-    return g
+    return finite_number(fn, "gamma", gamma, at_least=0)
 
 
 @loss()

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from ._cross_entropy import cross_entropy
 from ._lib._autodiff import VJP, Result, finish, loss, rule_of, upstream
-from ._lib._checks import check_floating, class_index_target, number, shape_of
+from ._lib._checks import check_floating, class_index_target, finite_number, shape_of
 from ._lib._compat import Array, device, namespace, stop_gradient
 from ._lib._numerics import compute_dtype
 
@@ -150,23 +150,11 @@ def _policy(fn: str, fallback: object, gradient: object) -> tuple[str, str]:
     return fallback, gradient  # type: ignore[return-value]
 
 
-def _finite(fn: str, name: str, value: object, *, positive: bool = False) -> float:
-    v = number(fn, name, value)
-    if not math.isfinite(v) or (positive and v <= 0):
-        kind = "a finite number > 0" if positive else "a finite number"
-        msg = f"{fn}: {name} must be {kind}, got {v:g}"
-        raise ValueError(msg)
-    return v
-
-
 def _multiplicative(fn: str, margin: object, lambda_: object, gradient: object) -> _Margin:
     if isinstance(margin, bool) or not isinstance(margin, int) or margin < 1:
         msg = f"{fn}: margin must be an integer >= 1 (the angle multiplier m), got {margin!r}"
         raise ValueError(msg)
-    lam = number(fn, "lambda_", lambda_)
-    if not 0 <= lam < math.inf:
-        msg = f"{fn}: lambda_ must be a finite number >= 0, got {lam:g}"
-        raise ValueError(msg)
+    lam = finite_number(fn, "lambda_", lambda_, at_least=0)
     _, gradient = _policy(fn, "none", gradient)
     return _Margin(m1=margin, chebyshev=True, lambda_=lam, gradient=gradient)
 
@@ -256,8 +244,8 @@ def additive_angular_margin(
     """
     fn = "additive_angular_margin"
     fallback, gradient = _policy(fn, fallback, gradient)
-    m = _Margin(m2=_finite(fn, "margin", margin), fallback=fallback, gradient=gradient)
-    return _transform(fn, cosine, target, m, _finite(fn, "scale", scale, positive=True), ignore_index, vjp)
+    m = _Margin(m2=finite_number(fn, "margin", margin), fallback=fallback, gradient=gradient)
+    return _transform(fn, cosine, target, m, finite_number(fn, "scale", scale, above=0), ignore_index, vjp)
 
 
 @loss()
@@ -313,8 +301,8 @@ def additive_cosine_margin(
     array([[0.45, 0.1 ]])
     """
     fn = "additive_cosine_margin"
-    m = _Margin(m3=_finite(fn, "margin", margin))
-    return _transform(fn, cosine, target, m, _finite(fn, "scale", scale, positive=True), ignore_index, vjp)
+    m = _Margin(m3=finite_number(fn, "margin", margin))
+    return _transform(fn, cosine, target, m, finite_number(fn, "scale", scale, above=0), ignore_index, vjp)
 
 
 @loss()
@@ -384,7 +372,7 @@ def multiplicative_angular_margin(
     """
     fn = "multiplicative_angular_margin"
     m = _multiplicative(fn, margin, lambda_, gradient)
-    return _transform(fn, cosine, target, m, _finite(fn, "scale", scale, positive=True), ignore_index, vjp)
+    return _transform(fn, cosine, target, m, finite_number(fn, "scale", scale, above=0), ignore_index, vjp)
 
 
 @loss()
@@ -462,10 +450,10 @@ def combined_margin(
     fn = "combined_margin"
     fallback, gradient = _policy(fn, fallback, gradient)
     m = _Margin(
-        _finite(fn, "m1", m1, positive=True), _finite(fn, "m2", m2), _finite(fn, "m3", m3),
+        finite_number(fn, "m1", m1, above=0), finite_number(fn, "m2", m2), finite_number(fn, "m3", m3),
         fallback=fallback, gradient=gradient,
     )  # fmt: skip
-    return _transform(fn, cosine, target, m, _finite(fn, "scale", scale, positive=True), ignore_index, vjp)
+    return _transform(fn, cosine, target, m, finite_number(fn, "scale", scale, above=0), ignore_index, vjp)
 
 
 
@@ -614,8 +602,8 @@ def sphereface_lambda(
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         msg = f"{fn}: step must be an integer >= 0, got {step!r}"
         raise ValueError(msg)
-    base, gamma = _finite(fn, "base", base, positive=True), _finite(fn, "gamma", gamma)
-    power, lambda_min = _finite(fn, "power", power), _finite(fn, "lambda_min", lambda_min)
+    base, gamma = finite_number(fn, "base", base, above=0), finite_number(fn, "gamma", gamma)
+    power, lambda_min = finite_number(fn, "power", power), finite_number(fn, "lambda_min", lambda_min)
     return max(lambda_min, base * (1 + gamma * step) ** -power)
 
 
@@ -693,8 +681,8 @@ def arcface_loss(
     """
     fn = "arcface_loss"
     fallback, gradient = _policy(fn, fallback, gradient)
-    head = _Head(_Margin(m2=_finite(fn, "margin", margin), fallback=fallback, gradient=gradient),
-                 _finite(fn, "scale", scale, positive=True), _FIXED)  # fmt: skip
+    head = _Head(_Margin(m2=finite_number(fn, "margin", margin), fallback=fallback, gradient=gradient),
+                 finite_number(fn, "scale", scale, above=0), _FIXED)  # fmt: skip
     return _margin_loss(
         fn, embeddings, centers, target, head, weight=weight, ignore_index=ignore_index,
         reduction=reduction, label_smoothing=label_smoothing, vjp=vjp,
@@ -764,7 +752,7 @@ def cosface_loss(
     0.071645
     """
     fn = "cosface_loss"
-    head = _Head(_Margin(m3=_finite(fn, "margin", margin)), _finite(fn, "scale", scale, positive=True), _FIXED)
+    head = _Head(_Margin(m3=finite_number(fn, "margin", margin)), finite_number(fn, "scale", scale, above=0), _FIXED)
     return _margin_loss(
         fn, embeddings, centers, target, head, weight=weight, ignore_index=ignore_index,
         reduction=reduction, label_smoothing=label_smoothing, vjp=vjp,
@@ -846,7 +834,7 @@ def sphereface_loss(
     0.536846
     """
     fn = "sphereface_loss"
-    head = _Head(_multiplicative(fn, margin, lambda_, gradient), _finite(fn, "scale", scale, positive=True),
+    head = _Head(_multiplicative(fn, margin, lambda_, gradient), finite_number(fn, "scale", scale, above=0),
                  _EMBEDDING_NORM)  # fmt: skip
     return _margin_loss(
         fn, embeddings, centers, target, head, weight=weight, ignore_index=ignore_index,
@@ -928,7 +916,7 @@ def large_margin_softmax_loss(
     1.075555
     """
     fn = "large_margin_softmax_loss"
-    head = _Head(_multiplicative(fn, margin, lambda_, gradient), _finite(fn, "scale", scale, positive=True),
+    head = _Head(_multiplicative(fn, margin, lambda_, gradient), finite_number(fn, "scale", scale, above=0),
                  _BOTH_NORMS)  # fmt: skip
     return _margin_loss(
         fn, embeddings, centers, target, head, weight=weight, ignore_index=ignore_index,
@@ -1011,8 +999,8 @@ def subcenter_arcface_loss(
     """
     fn = "subcenter_arcface_loss"
     fallback, gradient = _policy(fn, fallback, gradient)
-    head = _Head(_Margin(m2=_finite(fn, "margin", margin), fallback=fallback, gradient=gradient),
-                 _finite(fn, "scale", scale, positive=True), _FIXED)  # fmt: skip
+    head = _Head(_Margin(m2=finite_number(fn, "margin", margin), fallback=fallback, gradient=gradient),
+                 finite_number(fn, "scale", scale, above=0), _FIXED)  # fmt: skip
     return _margin_loss(
         fn, embeddings, centers, target, head, weight=weight, ignore_index=ignore_index,
         reduction=reduction, label_smoothing=label_smoothing, vjp=vjp, sub_centers=True,

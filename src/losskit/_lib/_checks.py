@@ -8,6 +8,7 @@ skipped, since a traced value cannot be inspected.
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -26,6 +27,7 @@ __all__ = [
     "class_axis",
     "class_index_message",
     "class_index_target",
+    "finite_number",
     "normalize_axis",
     "number",
     "paired_floats",
@@ -80,6 +82,22 @@ def number(fn: str, name: str, value: object) -> float:
             pass
     msg = f"{fn}: {name} must be a real number, got {type(value).__name__}"
     raise TypeError(msg)
+
+
+def finite_number(
+    fn: str, name: str, value: object, *, at_least: float | None = None, above: float | None = None
+) -> float:
+    """``value`` as a finite Python float, optionally ``>= at_least`` or ``> above``."""
+    v = number(fn, name, value)
+    if not (
+        math.isfinite(v)
+        and (at_least is None or v >= at_least)
+        and (above is None or v > above)
+    ):
+        bound = f" >= {at_least:g}" if at_least is not None else f" > {above:g}" if above is not None else ""
+        msg = f"{fn}: {name} must be a finite number{bound}, got {v:g}"
+        raise ValueError(msg)
+    return v
 
 
 def check_in_unit_interval(fn: str, name: str, x: Array, xp: ModuleType) -> None:

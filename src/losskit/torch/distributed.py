@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from .._lib._checks import TargetIndexError, class_index_message, number, unit_number
+from .._lib._checks import TargetIndexError, class_index_message, finite_number, unit_number
 from .._lib._numerics import SoftmaxGrad, SoftmaxStats, softmax_stats, subtract_at_class
 from .._lib._reduction import resolve_reduction
 from .._lib._softmax_ce import ClassCrossEntropy
@@ -479,10 +479,7 @@ def vocab_parallel_cross_entropy(
         raise ValueError(msg)
     reduction = resolve_reduction(fn, reduction)
     smoothing = unit_number(fn, "label_smoothing", label_smoothing)
-    zeta = number(fn, "z_loss", z_loss)
-    if not 0 <= zeta < math.inf:
-        msg = f"{fn}: z_loss must be a finite number >= 0, got {zeta:g}"
-        raise ValueError(msg)
+    zeta = finite_number(fn, "z_loss", z_loss, at_least=0)
     cdt = torch.float64 if local_logits.dtype == torch.float64 else torch.float32
     signature = _signature(
         *target.shape, local_logits.dtype == torch.float64, weight is None, ignore_index, reduction, smoothing, zeta
