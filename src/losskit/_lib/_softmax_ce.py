@@ -34,8 +34,9 @@ class ClassCrossEntropy(NamedTuple):
     smoothing: float = 0.0
     z_loss: float = 0.0
 
-    def _coef(self, like: Array, xp: ModuleType) -> Array | None:
-        # The per-class coefficients of the smoothing term: w, or ones.
+    def smoothing_coef(self, like: Array, xp: ModuleType) -> Array | None:
+        """The per-class coefficients of the smoothing term: the class weights, or ones;
+        ``None`` without smoothing."""
         if self.smoothing == 0:
             return None
         if self.weight is not None:
@@ -64,7 +65,7 @@ class ClassCrossEntropy(NamedTuple):
         Returns the statistics and the gradient's value at each position's target class,
         which :meth:`gradient` subtracts.
         """
-        coef = self._coef(x, xp)
+        coef = self.smoothing_coef(x, xp)
         if upstream is None:
             stats = softmax_stats(x, axis=axis, xp=xp, index=index, coef=coef, entropy=entropy)
             return stats, None

@@ -15,7 +15,6 @@ the weight's stays local.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, NamedTuple
 
@@ -24,17 +23,18 @@ import torch
 import torch.distributed as dist
 
 from .._lib._checks import TargetIndexError, class_index_message, finite_number, unit_number
-from .._lib._numerics import SoftmaxGrad, SoftmaxStats, softmax_stats, subtract_at_class
+from .._lib._numerics import SoftmaxStats
 from .._lib._reduction import resolve_reduction
 from .._lib._softmax_ce import ClassCrossEntropy
 from ._linear_cross_entropy import (
     LinearCrossEntropyStats,
     _ChunkResult,
-    _kernel_view,
     _LinearCrossEntropy,
     _Tokens,
     _validate,
     _Vocabulary,
+    softmax_rows,
+    softmax_to_gradient,
 )
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
@@ -114,34 +114,27 @@ def _local_pass(
     terms: ClassCrossEntropy,
     upstream: Tensor | None,
     entropy: bool,
-    out: Tensor | None = None,
+    out: Tensor | None,
 ) -> _ChunkResult:
     """Loss, lse, entropy and hits of rows of local logits ``z``; with ``upstream`` also this
-    rank's slice of their gradient, written into ``out`` (by default over ``z``).
+    rank's slice of their gradient, written into ``out`` (which may be ``z`` itself). With
+    ``out=None`` there is no gradient and ``z`` is left as it is.
 
     Two collectives of a few numbers per row: MAX, then one SUM of the stacked statistics.
     """
-    rows, local_vocab = z.shape
+    local_vocab = z.shape[1]
     owned = (labels >= shard.start) & (labels < shard.start + local_vocab)
     local_index = torch.where(owned, labels - shard.start, torch.zeros_like(labels))
-    arrays, xp = _kernel_view(z)
-    index = _kernel_view(local_index)[0]
-    out = z if out is None else out
-    request = None
-    if upstream is not None:  # the local softmax itself, rescaled below
-        request = SoftmaxGrad(_kernel_view(torch.ones_like(upstream))[0], out=_kernel_view(out)[0] if xp is np else None)
-    coef_view = None if coef is None else _kernel_view(coef)[0]
-    local = softmax_stats(arrays, axis=1, xp=xp, index=index, coef=coef_view, grad=request, entropy=entropy)
-    tensor = lambda a: torch.as_tensor(a, device=z.device)  # noqa: E731
-    m_r, norm_r, picked_r = tensor(local.row_max), tensor(local.log_norm), tensor(local.picked)
+    local = softmax_rows(z, local_index, coef, entropy, out)
+    m_r, norm_r, picked_r = local.row_max, local.log_norm, local.picked
     m = comm.all_reduce(m_r.clone(), dist.ReduceOp.MAX)
     shift = m_r - m
     s_r = torch.exp(norm_r)
     parts = [s_r * torch.exp(shift), torch.where(owned, picked_r + shift, 0)]
     if coef is not None:  # sum_c w_c (z_c - m) over this slice
-        parts.append(tensor(local.dot) + shift * coef.sum())
+        parts.append(local.dot + shift * coef.sum())
     if entropy:  # sum_c exp(z_c - m) (z_c - m), from the slice's own entropy
-        sum_et = s_r * (norm_r - tensor(local.entropy))
+        sum_et = s_r * (norm_r - local.entropy)
         parts.append(torch.exp(shift) * (sum_et + shift * s_r))
         parts.append((owned & (picked_r == 0) & (shift == 0)).to(z.dtype))
     summed = comm.all_reduce(torch.stack(parts), dist.ReduceOp.SUM)
@@ -150,19 +143,12 @@ def _local_pass(
     stats = SoftmaxStats(log_norm, summed[1], summed[2] if coef is not None else None, m)
     grad = None
     if upstream is not None:  # exp(z - lse) = local softmax * exp(lse_r - lse)
-        grad_terms, at_target = terms.gradient_request(upstream, coef, torch)
-        scale = grad_terms.row_scale
-        if grad_terms.lse_scale is not None:
-            scale = scale + grad_terms.lse_scale * lse
-        grad = out if xp is np else tensor(local.grad)
-        grad.mul_((torch.exp(m_r + norm_r - lse) * scale)[:, None])
-        if grad_terms.row_shift is not None:
-            grad.sub_(torch.outer(grad_terms.row_shift, coef))
-        at_target = torch.where(owned, at_target, 0)
-        if xp is np:  # in place, through the NumPy view
-            subtract_at_class(_kernel_view(grad)[0], index, _kernel_view(at_target)[0], axis=1, xp=np)
-        else:
-            grad = subtract_at_class(grad, local_index, at_target, axis=1, xp=xp)
+        request, at_target = terms.gradient_request(upstream, coef, torch)
+        scale = request.row_scale
+        if request.lse_scale is not None:
+            scale = scale + request.lse_scale * lse
+        scale = torch.exp(m_r + norm_r - lse) * scale
+        grad = softmax_to_gradient(local.grad, scale, request.row_shift, coef, local_index, torch.where(owned, at_target, 0))
     return _ChunkResult(
         terms.per_position(stats, torch),
         lse,
@@ -324,9 +310,13 @@ def vocab_parallel_linear_cross_entropy(
     tokens = _Tokens.gather(fn, input, target, ignore_index, shift, setup.shard.vocab)
     if chunk_size is None:  # the same on every rank: they must run the same collectives
         cfg = cfg._replace(chunk_rows=tokens.default_chunk_rows(-(-setup.shard.vocab // setup.comm.size)))
+    def chunk_pass(z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool) -> _ChunkResult:
+        # z is the walk's buffer of logits: the gradient may take its place.
+        return _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z)
+
     vocabulary = _Vocabulary(
         setup.shard.vocab,
-        functools.partial(_local_pass, setup.shard, setup.comm, setup.coef),
+        chunk_pass,
         lambda g: setup.comm.all_reduce(g, dist.ReduceOp.SUM),
     )
     outputs = _LinearCrossEntropy.apply(tokens.x, local_linear_weight, linear_bias, tokens.labels, weight, cfg, vocabulary)
