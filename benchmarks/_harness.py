@@ -91,12 +91,16 @@ def append_rows(name: str, rows: list[dict[str, Any]]) -> Path:
     path = RESULTS / f"{name}.csv"
     facts = machine()
     full = [{**facts, **row} for row in rows]
-    new = not path.exists()
-    with path.open("a", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(full[0]))
-        if new:
-            writer.writeheader()
-        writer.writerows(full)
+    old: list[dict[str, str]] = []
+    if path.exists():
+        with path.open(newline="") as existing:
+            old = list(csv.DictReader(existing))
+    # A column added since the older rows were written: theirs stays empty.
+    fields = list(dict.fromkeys([*(old[0] if old else {}), *full[0]]))
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(old + full)
     return path
 
 

@@ -11,7 +11,9 @@ Providers, side by side in this process on the same float32 data (hidden states 
                      preallocated outputs: no loss at all, the work every provider must do
 
 Runs are interleaved (one call of each provider per round) and each provider's median over
-the rounds is reported as a ratio to the floor, with its peak memory beyond the inputs.
+the rounds is reported as a ratio to the floor, with its peak memory beyond the inputs, and
+so is the median of the per-round ratios (``paired_ratio``), which the drift of a shared
+machine's speed disturbs less.
 Results are appended to ``results/linear_cross_entropy.csv``.
 
     python benchmarks/bench_linear_cross_entropy.py [--quick] [--rounds 5]
@@ -72,6 +74,12 @@ def providers(n: int, h: int, v: int) -> dict[str, Callable[[], object]]:
     return calls
 
 
+def paired_ratio(times: list[float], floor: list[float]) -> float:
+    """The median over rounds of each round's time over the floor's in the same round: the
+    machine's speed drifts by several percent over minutes, and a round's calls share it."""
+    return statistics.median(t / f for t, f in zip(times, floor, strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one small shape, for a smoke run")
@@ -94,7 +102,10 @@ def main() -> None:
         print(f"\n(N, H, V) = ({n}, {h}, {v}) float32, forward + backward, {torch.get_num_threads()} threads")
         logits = n * v * 4
         for row in report((n, h, v), measured, baseline="floor", unit=("logits", logits)):
-            rows.append({**row, "rounds": args.rounds, "threads": torch.get_num_threads()})
+            paired = f"{paired_ratio(times[row['provider']], times['floor']):.3f}"
+            rows.append({**row, "rounds": args.rounds, "threads": torch.get_num_threads(), "paired_ratio": paired})
+        pairs = [f"{name} {paired_ratio(t, times['floor']):.3f}x" for name, t in times.items() if name != "floor"]
+        print("median of the per-round ratios to the floor:", ", ".join(pairs))
     print(f"\nappended to {append_rows('linear_cross_entropy', rows)}", file=sys.stderr)
 
 

@@ -98,16 +98,13 @@ def test_a_forked_child_builds_its_own_pool() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_a_transposed_matrix_is_read_and_written_in_place(dtype: type) -> None:
-    # Classes along axis 0 of a C-contiguous (V, N) matrix: rows are strided, and the
-    # gradient is written back into the same memory.
+def test_a_transposed_matrix_is_read_in_place(dtype: type) -> None:
+    # Classes along axis 0 of a C-contiguous (V, N) matrix: the rows are strided views.
     rng = np.random.default_rng(3)
     x = (3 * rng.standard_normal((300, 50))).astype(dtype)
     index = rng.integers(0, 300, 50)
     expected = softmax_stats(np.ascontiguousarray(x.T), axis=1, xp=np, index=index, grad=SoftmaxGrad(np.ones(50, dtype)))
-    work = x.copy()
-    got = softmax_stats(work, axis=0, xp=np, index=index, grad=SoftmaxGrad(np.ones(50, dtype), out=work))
-    assert np.shares_memory(got.grad, work)
+    got = softmax_stats(x, axis=0, xp=np, index=index, grad=SoftmaxGrad(np.ones(50, dtype)))
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(got.grad, expected.grad.T, rtol=rtol)
     np.testing.assert_allclose(got.log_norm, expected.log_norm, rtol=rtol)

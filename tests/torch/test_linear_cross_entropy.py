@@ -5,7 +5,6 @@ allocation monitor proving the N x V logits never exist."""
 from __future__ import annotations
 
 import math
-import tracemalloc
 
 import pytest
 import torch
@@ -151,6 +150,15 @@ def test_softmax_rows_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: b
     else:
         assert stats.grad is None
         assert torch.equal(given, z)
+    no_rows = lce_module.softmax_rows(z[:0], index[:0], coef, True, z[:0] if in_place else None)
+    assert [tuple(t.shape) for t in (no_rows.log_norm, no_rows.dot, no_rows.entropy)] == [(0,)] * 3
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int32, torch.uint8])
+def test_any_integer_target_dtype_gives_the_int64_result(dtype: torch.dtype) -> None:
+    x, w, y, options = _problem((6, 5), 8, 97, CONFIGS["everything"], 0.0, -100, seed=2)
+    expected = linear_cross_entropy(x, w, y, **options)
+    assert_close(linear_cross_entropy(x, w, y.to(dtype), **options), expected, rtol=0, atol=0)
 
 
 def test_bfloat16_is_no_worse_than_torch() -> None:
@@ -224,16 +232,10 @@ def test_no_n_by_v_tensor_is_ever_alive() -> None:
     w = torch.randn(v, h, requires_grad=True)
     y = torch.randint(0, v, (n,))
     monitor = _LargestAllocation()
-    tracemalloc.start()
-    try:
-        with monitor:
-            linear_cross_entropy(x, w, y, label_smoothing=0.1, z_loss=1e-4).backward()
-        _, numpy_peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    with monitor:
+        linear_cross_entropy(x, w, y, label_smoothing=0.1, z_loss=1e-4).backward()
     logits = n * v
-    assert monitor.largest < logits / 8, monitor.largest  # torch: at most a chunk of logits
-    assert numpy_peak < logits * 4 / 8  # NumPy kernels: cache-sized blocks only
+    assert monitor.largest < logits / 8, monitor.largest  # at most a chunk of logits
     eager = _LargestAllocation()
     with eager:
         F.cross_entropy(x @ w.T, y).backward()

@@ -170,7 +170,6 @@ class SoftmaxGrad(NamedTuple):
     row_shift: Array | None = None
     shift: Array | None = None
     lse_scale: Array | None = None  # adds lse_scale * logsumexp(x) to row_scale (z-loss)
-    out: Array | None = None  # NumPy only: the array to fill, which may be ``x`` itself
 
 
 class SoftmaxStats(NamedTuple):
@@ -289,26 +288,18 @@ def _softmax_stats_numpy(
     ent = np.empty(n, dtype=x.dtype) if entropy else None
     out = None
     if grad is not None:
-        if grad.out is None:
-            out = np.empty_like(rows)
-        else:  # laid out like x, and written through: it must be a view, never a copy
-            out = np.moveaxis(grad.out, axis, -1).reshape(rows.shape)
-            if not np.shares_memory(out, grad.out):
-                msg = "softmax_stats: grad.out must be viewable as rows of x without a copy"
-                raise ValueError(msg)
+        out = np.empty(rows.shape, dtype=x.dtype)
 
         def per_row(a: Array | None) -> np.ndarray | None:
             return None if a is None else np.broadcast_to(a, out_shape).reshape(-1)
 
         scale, shift, lse_scale = per_row(grad.row_scale), per_row(grad.row_shift), per_row(grad.lse_scale)
 
-    # With a gradient to fill, its own rows are the workspace, and one pass writes them, unless
-    # they are not contiguous (a transposed matrix): then the scratch is, and gets copied over.
-    contiguous_rows = rows.strides[-1] == rows.itemsize
-
+    # With a gradient to fill, its own rows are the workspace and one pass writes them;
+    # without, the cache-sized scratch is.
     def kernel(start: int, stop: int, scratch: np.ndarray) -> None:
         block = rows[start:stop]
-        in_place = out is not None and contiguous_rows
+        in_place = out is not None
         t = out[start:stop] if in_place else scratch[: stop - start]
         m = np.max(block, axis=1, out=row_max[start:stop])
         np.subtract(block, m[:, None], out=t)
@@ -333,10 +324,9 @@ def _softmax_stats_numpy(
             np.multiply(t, (row_scale / total)[:, None], out=t)
             if shift is not None:
                 t -= np.multiply.outer(shift[start:stop], grad.shift)
-            if not in_place:
-                out[start:stop] = t
 
-    min_rows = 1 if contiguous_rows else 16
+    # Strided rows (classes along a leading axis) are read in wider blocks.
+    min_rows = 1 if rows.strides[-1] == rows.itemsize else 16
     for_each_block(n, num_classes, kernel, scratch_dtype=x.dtype, min_rows=min_rows)
     return SoftmaxStats(
         log_norm.reshape(out_shape),

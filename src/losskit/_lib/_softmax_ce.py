@@ -11,7 +11,8 @@ and, for an upstream gradient ``u_i``,
     d loss_i / d x = u_i [(1 - eps) w_y + (eps / C) W + 2 zeta lse_i] softmax(x)
                      - u_i (1 - eps) w_y onehot(y) - u_i (eps / C) w
 
-which :func:`~._numerics.softmax_stats` evaluates in the pass that computes ``lse``.
+which :func:`~._numerics.softmax_stats` (in ``losskit.torch``, an in-place softmax) evaluates
+in the pass that computes ``lse``.
 """
 
 from __future__ import annotations
@@ -55,12 +56,10 @@ class ClassCrossEntropy(NamedTuple):
         axis: int,
         xp: ModuleType,
         upstream: Array | None = None,
-        out: Array | None = None,
         entropy: bool = False,
     ) -> tuple[SoftmaxStats, Array | None]:
         """One pass over the logits ``x``; with ``upstream`` (per position, 0 where ignored)
-        also the gradient, written into ``out`` when given (NumPy; ``x`` itself is allowed),
-        and the softmax's entropy on request.
+        also the gradient, and the softmax's entropy on request.
 
         Returns the statistics and the gradient's value at each position's target class,
         which :meth:`gradient` subtracts.
@@ -70,9 +69,7 @@ class ClassCrossEntropy(NamedTuple):
             stats = softmax_stats(x, axis=axis, xp=xp, index=index, coef=coef, entropy=entropy)
             return stats, None
         request, at_target = self.gradient_request(upstream, coef, xp)
-        stats = softmax_stats(
-            x, axis=axis, xp=xp, index=index, coef=coef, grad=request._replace(out=out), entropy=entropy
-        )
+        stats = softmax_stats(x, axis=axis, xp=xp, index=index, coef=coef, grad=request, entropy=entropy)
         return stats, at_target
 
     def gradient_request(

@@ -75,8 +75,9 @@ def _default_chunk_rows(n_rows: int, hidden: int, vocab: int, itemsize: int) -> 
     return max(1, min(n_rows, budget // (vocab * itemsize)))
 
 
-# Statistics-only passes work through a scratch buffer of about this many elements.
-_SCRATCH_ELEMENTS = 1 << 20
+# Statistics-only passes work through a scratch buffer of about this many elements, and the
+# entropy's temporaries take no more.
+_SCRATCH_ELEMENTS = 1 << 22
 
 
 def softmax_rows(
@@ -98,9 +99,10 @@ def softmax_rows(
         scratch = z.new_empty(rows, classes)
         blocks = [
             softmax_rows(z[i : i + rows], index[i : i + rows], coef, entropy, scratch[: min(rows, n - i)])
-            for i in range(0, n, rows)
+            for i in range(0, max(n, 1), rows)  # one (empty) block for no rows
         ]
-        return SoftmaxStats(*(None if f[0] is None else torch.cat(f) for f in zip(*blocks)))._replace(grad=None)
+        fields = zip(*(b._replace(grad=None) for b in blocks))
+        return SoftmaxStats(*(None if f[0] is None else torch.cat(f) for f in fields))
     if out is not z:
         out.copy_(z)
     row_max = out.amax(1)
@@ -110,11 +112,13 @@ def softmax_rows(
         out.sub_(row_max[:, None])
         dot = out @ coef
     torch.softmax(out, 1, out=out)
-    log_norm = out.amax(1).log_().neg_()
+    log_norm = out.amax(1).log_().neg_().add_(0.0)  # +0, not -0, for a certain prediction
     ent = None
     if entropy:  # -sum_c p_c log p_c, in blocks of rows to bound the temporary
+        ent = out.new_empty(n)
         rows = max(1, _SCRATCH_ELEMENTS // max(classes, 1))
-        ent = torch.cat([torch.special.entr(out[i : i + rows]).sum(1) for i in range(0, n, rows)])
+        for i in range(0, n, rows):
+            torch.sum(torch.special.entr(out[i : i + rows]), 1, out=ent[i : i + rows])
     return SoftmaxStats(log_norm, picked, dot, row_max, out, ent)
 
 
@@ -405,8 +409,9 @@ def linear_cross_entropy(
     :math:`dX_c = G W` and :math:`dW \mathrel{+}= G^\top X_c`, accumulated in float32 for
     low-precision inputs. For ``"mean"`` and ``"sum"`` all of that happens in the forward
     pass (6 N H V flops) and backward only rescales; for ``"none"`` backward recomputes the
-    chunks with each token's upstream gradient. No ``N x V`` tensor is ever allocated, and
-    the results do not depend on the chunk size beyond rounding.
+    chunks with each token's upstream gradient. Nothing larger than one chunk of logits is
+    ever allocated (all ``N`` rows only when they fit the chunk budget, i.e. for small
+    ``N``), and the results do not depend on the chunk size beyond rounding.
 
     Unlike PyTorch, a ``"mean"`` over zero non-ignored tokens is 0 with zero gradients, not
     NaN, so one fully masked micro-batch cannot poison a data-parallel step.
@@ -458,7 +463,7 @@ class _Tokens(NamedTuple):
             positions, target = positions[..., :-1], target[..., 1:]
         labels, positions = target.reshape(-1), positions.reshape(-1)
         kept = (labels != ignore_index).nonzero().squeeze(1)
-        labels, rows = labels[kept], positions[kept]
+        labels, rows = labels[kept].long(), positions[kept]  # gather and scatter index in int64
         if labels.numel():
             low, high = int(labels.min()), int(labels.max())
             if low < 0 or high >= vocab:

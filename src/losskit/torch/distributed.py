@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -117,8 +116,8 @@ def _local_pass(
     out: Tensor | None,
 ) -> _ChunkResult:
     """Loss, lse, entropy and hits of rows of local logits ``z``; with ``upstream`` also this
-    rank's slice of their gradient, written into ``out`` (which may be ``z`` itself). With
-    ``out=None`` there is no gradient and ``z`` is left as it is.
+    rank's slice of their gradient, written into ``out`` (which may be ``z`` itself; it must
+    be given with ``upstream``). With ``out=None``, ``z`` is left as it is.
 
     Two collectives of a few numbers per row: MAX, then one SUM of the stacked statistics.
     """
@@ -147,8 +146,9 @@ def _local_pass(
         scale = request.row_scale
         if request.lse_scale is not None:
             scale = scale + request.lse_scale * lse
-        scale = torch.exp(m_r + norm_r - lse) * scale
-        grad = softmax_to_gradient(local.grad, scale, request.row_shift, coef, local_index, torch.where(owned, at_target, 0))
+        scale = torch.exp(shift + norm_r - log_norm) * scale  # the slice's share: exp(lse_r - lse)
+        at_target = torch.where(owned, at_target, 0)
+        grad = softmax_to_gradient(local.grad, scale, request.row_shift, coef, local_index, at_target)
     return _ChunkResult(
         terms.per_position(stats, torch),
         lse,
@@ -310,7 +310,10 @@ def vocab_parallel_linear_cross_entropy(
     tokens = _Tokens.gather(fn, input, target, ignore_index, shift, setup.shard.vocab)
     if chunk_size is None:  # the same on every rank: they must run the same collectives
         cfg = cfg._replace(chunk_rows=tokens.default_chunk_rows(-(-setup.shard.vocab // setup.comm.size)))
-    def chunk_pass(z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool) -> _ChunkResult:
+
+    def chunk_pass(
+        z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool
+    ) -> _ChunkResult:
         # z is the walk's buffer of logits: the gradient may take its place.
         return _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z)
 
@@ -474,7 +477,7 @@ def vocab_parallel_cross_entropy(
     signature = _signature(
         *target.shape, local_logits.dtype == torch.float64, weight is None, ignore_index, reduction, smoothing, zeta
     )
-    labels = target.reshape(-1)
+    labels = target.reshape(-1).long()  # gather and scatter index in int64
     setup = _setup(fn, group, vocab_start, local_logits.shape[-1], labels, weight, smoothing, cdt, signature, validate)
     valid = labels[labels != ignore_index]
     if valid.numel():
