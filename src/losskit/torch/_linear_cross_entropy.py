@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import torch
 
 from .._lib._checks import TargetIndexError, class_index_message
-from .._lib._numerics import SoftmaxStats
+from .._lib._numerics import SoftmaxGrad, SoftmaxStats
 from .._lib._reduction import resolve_reduction
 from .._lib._softmax_ce import ClassCrossEntropy
 
@@ -123,13 +123,24 @@ def softmax_rows(
 
 
 def softmax_to_gradient(
-    p: Tensor, row_scale: Tensor, row_shift: Tensor | None, coef: Tensor | None, index: Tensor, at_target: Tensor
+    p: Tensor,
+    request: SoftmaxGrad,
+    lse: Tensor,
+    coef: Tensor | None,
+    index: Tensor,
+    at_target: Tensor,
+    share: Tensor | None = None,
 ) -> Tensor:
-    """In place, rows of a softmax ``p`` become a cross-entropy gradient:
-    ``row_scale * p - row_shift * coef``, less ``at_target`` at each row's class ``index``."""
-    p.mul_(row_scale[:, None])
-    if row_shift is not None:
-        p.addr_(row_shift, coef, alpha=-1)
+    """In place, rows of a softmax ``p`` become the cross-entropy gradient ``request``
+    describes: ``(row_scale + lse_scale * lse) * share * p - row_shift * coef``, less
+    ``at_target`` at each row's class ``index``. ``share`` (default 1) rescales a softmax over
+    a slice of the classes to the whole vocabulary's."""
+    scale = request.row_scale if request.lse_scale is None else request.row_scale + request.lse_scale * lse
+    if share is not None:
+        scale = scale * share
+    p.mul_(scale[:, None])
+    if request.row_shift is not None:
+        p.addr_(request.row_shift, coef, alpha=-1)
     return p.scatter_add_(1, index[:, None], -at_target[:, None])
 
 
@@ -152,8 +163,7 @@ def _single_pass(
     grad = None
     if upstream is not None:
         request, at_target = terms.gradient_request(upstream, coef, torch)
-        scale = request.row_scale if request.lse_scale is None else request.row_scale + request.lse_scale * lse
-        grad = softmax_to_gradient(z, scale, request.row_shift, coef, labels, at_target)
+        grad = softmax_to_gradient(z, request, lse, coef, labels, at_target)
     return _ChunkResult(
         terms.per_position(stats, torch),
         lse,

@@ -143,12 +143,9 @@ def _local_pass(
     grad = None
     if upstream is not None:  # exp(z - lse) = local softmax * exp(lse_r - lse)
         request, at_target = terms.gradient_request(upstream, coef, torch)
-        scale = request.row_scale
-        if request.lse_scale is not None:
-            scale = scale + request.lse_scale * lse
-        scale = torch.exp(shift + norm_r - log_norm) * scale  # the slice's share: exp(lse_r - lse)
+        share = torch.exp(shift + norm_r - log_norm)  # exp(lse_r - lse)
         at_target = torch.where(owned, at_target, 0)
-        grad = softmax_to_gradient(local.grad, scale, request.row_shift, coef, local_index, at_target)
+        grad = softmax_to_gradient(local.grad, request, lse, coef, local_index, at_target, share)
     return _ChunkResult(
         terms.per_position(stats, torch),
         lse,
