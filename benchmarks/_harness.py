@@ -110,11 +110,11 @@ def report(
     """Print times as ratios to ``baseline`` and peaks as multiples of ``unit`` (name, bytes);
     return the CSV rows."""
     unit_name, unit_bytes = unit
-    print(f"{'provider':<10}{'time [ms]':>12}{'vs ' + baseline:>12}{'peak extra [MiB]':>18}{'/ ' + unit_name:>12}")
+    print(f"{'provider':<14}{'time [ms]':>12}{'vs ' + baseline:>12}{'peak extra [MiB]':>18}{'/ ' + unit_name:>12}")
     rows = []
     for name, (seconds, peak) in measured.items():
         ratio, share = seconds / measured[baseline][0], peak / unit_bytes
-        print(f"{name:<10}{seconds * 1e3:>12.1f}{ratio:>11.2f}x{peak / MIB:>18.1f}{share:>12.4f}")
+        print(f"{name:<14}{seconds * 1e3:>12.1f}{ratio:>11.2f}x{peak / MIB:>18.1f}{share:>12.4f}")
         rows.append(
             {
                 "shape": "x".join(map(str, shape)),

@@ -127,31 +127,32 @@ def test_results_do_not_depend_on_the_chunk_size() -> None:
 
 
 @pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "statistics-only"])
-def test_softmax_rows_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bool) -> None:
-    # The per-chunk pass: every statistic against torch's own functions in float64, written
-    # over the logits or (without out) through a scratch buffer, here of 3 rows at a time.
+def test_shifted_exp_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bool) -> None:
+    # The per-chunk pass, one position per column: every statistic against torch's own
+    # functions in float64, written over the logits or (without out) through a scratch
+    # buffer, here of 3 columns at a time; the classes are walked in uneven blocks of 3 or 10.
     monkeypatch.setattr(lce_module, "_SCRATCH_ELEMENTS", 3 * 29)
+    monkeypatch.setattr(lce_module, "_BLOCK_ELEMENTS", 30)
     gen = torch.Generator().manual_seed(4)
-    z = torch.randn(10, 29, dtype=torch.float64, generator=gen) * 5
+    z = torch.randn(10, 29, dtype=torch.float64, generator=gen) * 5  # positions by classes
     z[3] += 1e6  # a large offset must not cost precision
     index = torch.randint(0, 29, (10,), generator=gen)
     coef = torch.rand(29, dtype=torch.float64, generator=gen)
-    given = z.clone()
-    stats = lce_module.softmax_rows(given, index, coef, True, given if in_place else None)
+    given = z.t().contiguous()
+    ex = lce_module.shifted_exp(given, index, coef, True, given if in_place else None)
     m = z.amax(1)
-    p = torch.softmax(z, 1)
-    assert_close(stats.row_max + stats.log_norm, torch.logsumexp(z, 1), rtol=1e-15, atol=0)
-    assert_close(stats.picked, z.gather(1, index[:, None]).squeeze(1) - m, rtol=1e-15, atol=0)
-    assert_close(stats.dot, (z - m[:, None]) @ coef, rtol=1e-13, atol=1e-12)
-    assert_close(stats.entropy, -(p * torch.log_softmax(z, 1)).sum(1), rtol=1e-13, atol=0)
+    log_p = torch.log_softmax(z, 1)
+    assert_close(ex.peak + ex.total.log(), torch.logsumexp(z, 1), rtol=1e-15, atol=0)
+    assert_close(ex.picked, z.gather(1, index[:, None]).squeeze(1) - m, rtol=1e-15, atol=0)
+    assert_close(ex.dot, (z - m[:, None]) @ coef, rtol=1e-13, atol=1e-12)
+    entropy = ex.total.log() - ex.spread / ex.total
+    assert_close(entropy, -(log_p.exp() * log_p).sum(1), rtol=1e-13, atol=0)
     if in_place:
-        assert stats.grad is given
-        assert_close(given, p, rtol=1e-14, atol=1e-300)
+        assert_close(given.t(), torch.exp(z - m[:, None]), rtol=1e-14, atol=1e-300)
     else:
-        assert stats.grad is None
-        assert torch.equal(given, z)
-    no_rows = lce_module.softmax_rows(z[:0], index[:0], coef, True, z[:0] if in_place else None)
-    assert [tuple(t.shape) for t in (no_rows.log_norm, no_rows.dot, no_rows.entropy)] == [(0,)] * 3
+        assert torch.equal(given, z.t())
+    none = lce_module.shifted_exp(given[:, :0], index[:0], coef, True, given[:, :0] if in_place else None)
+    assert [tuple(t.shape) for t in (none.total, none.dot, none.spread)] == [(0,)] * 3
 
 
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int32, torch.uint8])

@@ -11,8 +11,8 @@ and, for an upstream gradient ``u_i``,
     d loss_i / d x = u_i [(1 - eps) w_y + (eps / C) W + 2 zeta lse_i] softmax(x)
                      - u_i (1 - eps) w_y onehot(y) - u_i (eps / C) w
 
-which :func:`~._numerics.softmax_stats` (in ``losskit.torch``, an in-place softmax) evaluates
-in the pass that computes ``lse``.
+which :func:`~._numerics.softmax_stats` (in ``losskit.torch``, shifted exponentials in place)
+evaluates in the pass that computes ``lse``.
 """
 
 from __future__ import annotations

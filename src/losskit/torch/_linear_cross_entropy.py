@@ -1,7 +1,8 @@
 """Linear cross-entropy for huge vocabularies, in chunks: the N x V logits never exist.
 
-The tokens are walked in chunks. Per chunk the logits ``Z = X_c W^T`` are computed into one
-reused buffer; an in-place softmax (torch operations, on any device) and the terms of
+The tokens are walked in chunks. Per chunk the logits are computed into one reused buffer,
+laid out class by token (``Z^T = W X_c^T``); shifted exponentials in place (torch
+operations, on any device) and the terms of
 :class:`~losskit._lib._softmax_ce.ClassCrossEntropy` turn them into the loss and, in the same
 buffer, the gradient ``G`` with respect to the logits; then
 ``dX_c = G W`` and ``dW += G^T X_c``. For ``"mean"`` and ``"sum"`` this happens in the forward
@@ -75,73 +76,93 @@ def _default_chunk_rows(n_rows: int, hidden: int, vocab: int, itemsize: int) -> 
     return max(1, min(n_rows, budget // (vocab * itemsize)))
 
 
-# Statistics-only passes work through a scratch buffer of about this many elements, and the
-# entropy's temporaries take no more.
+# Statistics-only passes work through a scratch buffer of about this many elements.
 _SCRATCH_ELEMENTS = 1 << 22
+# The kernel walks the classes in blocks of about this many elements.
+_BLOCK_ELEMENTS = 1 << 20
 
 
-def softmax_rows(
-    z: Tensor, index: Tensor, coef: Tensor | None, entropy: bool, out: Tensor | None
-) -> SoftmaxStats:
-    """The :class:`~losskit._lib._numerics.SoftmaxStats` of the rows of logits ``z`` (2-d),
-    with ``softmax(z)`` written into ``out`` (which may be ``z`` itself) as their ``grad``.
+class ShiftedExp(NamedTuple):
+    """Per position (column) of logits ``z`` laid out class by position, relative to the
+    column's maximum ``m``; the exponentials ``exp(z - m)`` themselves are written in place."""
 
-    Torch operations on ``z``'s device, no temporary of ``z``'s size. The row maximum, the
-    target's logit and, for the smoothing coefficients ``coef``, the dot product come first
-    (the rows shifted by their maximum in place, so that the dot product does not cancel);
-    then the softmax in place, whose largest entry is ``exp(0) / sum``: the log-normaliser is
-    ``-log`` of the row maximum, with no second exponential pass. With ``out=None`` only the
-    statistics are computed, block by block through a small scratch buffer; ``z`` is untouched.
+    peak: Tensor  # m
+    total: Tensor  # sum_c exp(z_c - m): the logsumexp is m + log(total)
+    picked: Tensor  # z_y - m at the column's class index y
+    dot: Tensor | None  # sum_c coef_c (z_c - m), for the smoothing coefficients coef
+    spread: Tensor | None  # sum_c exp(z_c - m) (z_c - m), for the entropy
+
+
+def shifted_exp(z: Tensor, index: Tensor, coef: Tensor | None, entropy: bool, out: Tensor | None) -> ShiftedExp:
+    """The :class:`ShiftedExp` of the columns of ``z`` (classes along the first axis, one
+    position per column), with ``exp(z - m)`` written into ``out`` (which may be ``z``).
+
+    Torch operations on ``z``'s device, with no temporary of ``z``'s size: the column
+    maximum and the target's logit come first; then, a block of classes at a time, the
+    shift by the maximum in place, the dot product with the smoothing coefficients ``coef``
+    (after the shift, so that it does not cancel), and the exponential in place. Logits of
+    positions laid out row by row pass as ``z.t()``. With ``out=None`` only the statistics
+    are computed, a block of columns at a time through a small scratch buffer; ``z`` is
+    untouched.
     """
-    n, classes = z.shape
+    classes, n = z.shape
     if out is None:
-        rows = max(1, min(n, _SCRATCH_ELEMENTS // max(classes, 1)))
-        scratch = z.new_empty(rows, classes)
+        cols = max(1, min(n, _SCRATCH_ELEMENTS // max(classes, 1)))
+        scratch = z.new_empty(classes * cols)
         blocks = [
-            softmax_rows(z[i : i + rows], index[i : i + rows], coef, entropy, scratch[: min(rows, n - i)])
-            for i in range(0, max(n, 1), rows)  # one (empty) block for no rows
+            shifted_exp(z[:, i : i + cols], index[i : i + cols], coef, entropy, _columns(scratch, classes, min(cols, n - i)))
+            for i in range(0, max(n, 1), cols)  # one (empty) block for no columns
         ]
-        fields = zip(*(b._replace(grad=None) for b in blocks))
-        return SoftmaxStats(*(None if f[0] is None else torch.cat(f) for f in fields))
+        return ShiftedExp(*(None if f[0] is None else torch.cat(f) for f in zip(*blocks)))
     if out is not z:
         out.copy_(z)
-    row_max = out.amax(1)
-    picked = out.gather(1, index[:, None]).squeeze(1) - row_max
-    dot = None
-    if coef is not None:
-        out.sub_(row_max[:, None])
-        dot = out @ coef
-    torch.softmax(out, 1, out=out)
-    log_norm = out.amax(1).log_().neg_().add_(0.0)  # +0, not -0, for a certain prediction
-    ent = None
-    if entropy:  # -sum_c p_c log p_c, in blocks of rows to bound the temporary
-        ent = out.new_empty(n)
-        rows = max(1, _SCRATCH_ELEMENTS // max(classes, 1))
-        for i in range(0, n, rows):
-            torch.sum(torch.special.entr(out[i : i + rows]), 1, out=ent[i : i + rows])
-    return SoftmaxStats(log_norm, picked, dot, row_max, out, ent)
+    # Blocks of classes, walked twice: elementwise maxima of the blocks give the column
+    # maxima (on the CPU twice as fast as torch's reduction along the first axis); then each
+    # block is shifted, exponentiated and added up while it is in cache.
+    step = max(1, _BLOCK_ELEMENTS // max(n, 1))
+    blocks = [out[c : c + step] for c in range(0, classes, step)]
+    acc = blocks[0].clone()
+    for block in blocks[1:]:
+        torch.maximum(acc[: len(block)], block, out=acc[: len(block)])
+    peak = acc.amax(0)
+    picked = out.gather(0, index[None, :]).squeeze(0) - peak
+    dot = None if coef is None else out.new_zeros(n)
+    acc.zero_()
+    for c, block in zip(range(0, classes, step), blocks, strict=True):
+        block.sub_(peak)
+        if dot is not None:  # after the shift, so that the dot product does not cancel
+            dot.addmv_(block.t(), coef[c : c + step])
+        acc[: len(block)].add_(block.exp_())
+    spread = None
+    if entropy:  # sum_c e_c log e_c = -sum_c entr(e_c), in blocks to bound the temporary
+        spread = out.new_zeros(n)
+        for block in blocks:
+            spread.sub_(torch.special.entr(block).sum(0))
+    return ShiftedExp(peak, acc.sum(0), picked, dot, spread)
 
 
-def softmax_to_gradient(
-    p: Tensor,
+def _columns(flat: Tensor, classes: int, n: int) -> Tensor:
+    # The first classes x n elements of a flat buffer as a contiguous (classes, n) matrix.
+    return flat[: classes * n].view(classes, n)
+
+
+def exp_to_gradient(
+    e: Tensor,
     request: SoftmaxGrad,
     lse: Tensor,
     coef: Tensor | None,
     index: Tensor,
     at_target: Tensor,
-    share: Tensor | None = None,
+    to_softmax: Tensor,
 ) -> Tensor:
-    """In place, rows of a softmax ``p`` become the cross-entropy gradient ``request``
-    describes: ``(row_scale + lse_scale * lse) * share * p - row_shift * coef``, less
-    ``at_target`` at each row's class ``index``. ``share`` (default 1) rescales a softmax over
-    a slice of the classes to the whole vocabulary's."""
+    """In place, columns of exponentials ``e`` (``to_softmax * e`` is the softmax) become the
+    cross-entropy gradient ``request`` describes: ``(row_scale + lse_scale * lse) * softmax -
+    row_shift * coef``, less ``at_target`` at each column's class ``index``."""
     scale = request.row_scale if request.lse_scale is None else request.row_scale + request.lse_scale * lse
-    if share is not None:
-        scale = scale * share
-    p.mul_(scale[:, None])
+    e.mul_(scale * to_softmax)
     if request.row_shift is not None:
-        p.addr_(request.row_shift, coef, alpha=-1)
-    return p.scatter_add_(1, index[:, None], -at_target[:, None])
+        e.addr_(coef, request.row_shift, alpha=-1)
+    return e.scatter_add_(0, index[None, :], -at_target[None, :])
 
 
 class _ChunkResult(NamedTuple):
@@ -155,20 +176,21 @@ class _ChunkResult(NamedTuple):
 def _single_pass(
     z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool
 ) -> _ChunkResult:
-    """The whole vocabulary is here: one pass gives the loss and, in place of the logits,
-    their gradient."""
+    """The whole vocabulary is here: one pass over the chunk's logits (one column per token)
+    gives the loss and, in their place, their gradient."""
     coef = terms.smoothing_coef(z, torch)
-    stats = softmax_rows(z, labels, coef, entropy, z)
-    lse = stats.row_max + stats.log_norm
+    ex = shifted_exp(z, labels, coef, entropy, z)
+    log_norm = ex.total.log()
+    lse = ex.peak + log_norm
     grad = None
     if upstream is not None:
         request, at_target = terms.gradient_request(upstream, coef, torch)
-        grad = softmax_to_gradient(z, request, lse, coef, labels, at_target)
+        grad = exp_to_gradient(z, request, lse, coef, labels, at_target, 1 / ex.total)
     return _ChunkResult(
-        terms.per_position(stats, torch),
+        terms.per_position(SoftmaxStats(log_norm, ex.picked, ex.dot, ex.peak), torch),
         lse,
-        stats.entropy,
-        stats.picked == 0 if entropy else None,
+        log_norm - ex.spread / ex.total if entropy else None,
+        ex.picked == 0 if entropy else None,
         grad,
     )
 
@@ -204,18 +226,20 @@ def _walk(
     entropy = torch.empty(n, dtype=dtype, device=dev) if cfg.want_stats else None
     hits = torch.empty(n, dtype=torch.bool, device=dev) if cfg.want_stats else None
     rows = min(cfg.chunk_rows, max(n, 1))
-    buffer = torch.empty(rows, local_vocab, dtype=dtype, device=dev)
+    # A chunk's logits are laid out class by token, Z^T = W X_c^T: on the CPU the three
+    # products are then faster than with the tokens as rows (MKL, two threads).
+    buffer = torch.empty(rows * local_vocab, dtype=dtype, device=dev)
     tanh_buffer = torch.empty_like(buffer) if cfg.softcap is not None else None
     s = cfg.logit_scale
     for start in range(0, n, rows):
         stop = min(start + rows, n)
-        xc, z = x[start:stop], buffer[: stop - start]
+        xc, z = x[start:stop], _columns(buffer, local_vocab, stop - start)
         if b is None:
-            torch.addmm(z, xc, w.t(), beta=0, alpha=s, out=z)
+            torch.addmm(z, w, xc.t(), beta=0, alpha=s, out=z)
         else:
-            torch.addmm(b, xc, w.t(), beta=s, alpha=s, out=z)
+            torch.addmm(b[:, None], w, xc.t(), beta=s, alpha=s, out=z)
         if cfg.softcap is not None:  # z <- softcap * tanh(z / softcap), keeping the tanh
-            t = torch.div(z, cfg.softcap, out=tanh_buffer[: stop - start]).tanh_()
+            t = torch.div(z, cfg.softcap, out=_columns(tanh_buffer, local_vocab, stop - start)).tanh_()
             torch.mul(t, cfg.softcap, out=z)
         chunk_terms = terms
         if terms.target_weight is not None:
@@ -231,13 +255,13 @@ def _walk(
         if cfg.softcap is not None:  # through softcap * tanh(z / softcap): times 1 - tanh^2
             g.mul_(t.mul_(t).neg_().add_(1))
         dx, dw, db = grads
-        torch.addmm(dx[start:stop], g, w, beta=0, alpha=s, out=dx[start:stop])
+        torch.addmm(dx[start:stop], g.t(), w, beta=0, alpha=s, out=dx[start:stop])
         # The first chunk writes dW and db, later ones add to them: no zero fill, one pass less
         # over a weight-sized gradient (beta=0 ignores the uninitialised memory, NaN included).
         first = start == 0
-        dw.addmm_(g.t(), xc, beta=0 if first else 1, alpha=s)
+        dw.addmm_(g, xc, beta=0 if first else 1, alpha=s)
         if db is not None:
-            torch.mul(g.sum(0), s, out=db) if first else db.add_(g.sum(0), alpha=s)
+            torch.mul(g.sum(1), s, out=db) if first else db.add_(g.sum(1), alpha=s)
     if grads is not None:
         vocabulary.reduce_input_grad(grads[0])
     return loss, lse, entropy, hits
@@ -413,9 +437,9 @@ def linear_cross_entropy(
     Notes
     -----
     The ignored tokens are compacted away first. Per chunk of tokens the logits are
-    computed into one reused buffer, and an in-place softmax (whose largest entry gives the
-    log-normaliser, with no second exponential pass) turns them into the loss and the
-    gradient with respect to the logits; then
+    computed into one reused buffer, laid out class by token (on the CPU the three products
+    are faster so), and one in-place pass of shifted exponentials, a block of classes at a
+    time, turns them into the loss and the gradient with respect to the logits; then
     :math:`dX_c = G W` and :math:`dW \mathrel{+}= G^\top X_c`, accumulated in float32 for
     low-precision inputs. For ``"mean"`` and ``"sum"`` all of that happens in the forward
     pass (6 N H V flops) and backward only rescales; for ``"none"`` backward recomputes the

@@ -32,8 +32,8 @@ from ._linear_cross_entropy import (
     _Tokens,
     _validate,
     _Vocabulary,
-    softmax_rows,
-    softmax_to_gradient,
+    exp_to_gradient,
+    shifted_exp,
 )
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
@@ -115,37 +115,37 @@ def _local_pass(
     entropy: bool,
     out: Tensor | None,
 ) -> _ChunkResult:
-    """Loss, lse, entropy and hits of rows of local logits ``z``; with ``upstream`` also this
-    rank's slice of their gradient, written into ``out`` (which may be ``z`` itself; it must
-    be given with ``upstream``). With ``out=None``, ``z`` is left as it is.
+    """Loss, lse, entropy and hits of the columns of local logits ``z`` (classes by
+    positions); with ``upstream`` also this rank's slice of their gradient, written into
+    ``out`` (which may be ``z`` itself; it must be given with ``upstream``). With
+    ``out=None``, ``z`` is left as it is.
 
-    Two collectives of a few numbers per row: MAX, then one SUM of the stacked statistics.
+    Two collectives of a few numbers per position: MAX, then one SUM of the stacked
+    statistics.
     """
-    local_vocab = z.shape[1]
+    local_vocab = z.shape[0]
     owned = (labels >= shard.start) & (labels < shard.start + local_vocab)
     local_index = torch.where(owned, labels - shard.start, torch.zeros_like(labels))
-    local = softmax_rows(z, local_index, coef, entropy, out)
-    m_r, norm_r, picked_r = local.row_max, local.log_norm, local.picked
+    local = shifted_exp(z, local_index, coef, entropy, out)
+    m_r, s_r, picked_r = local.peak, local.total, local.picked
     m = comm.all_reduce(m_r.clone(), dist.ReduceOp.MAX)
     shift = m_r - m
-    s_r = torch.exp(norm_r)
-    parts = [s_r * torch.exp(shift), torch.where(owned, picked_r + shift, 0)]
+    rescale = torch.exp(shift)
+    parts = [s_r * rescale, torch.where(owned, picked_r + shift, 0)]
     if coef is not None:  # sum_c w_c (z_c - m) over this slice
         parts.append(local.dot + shift * coef.sum())
-    if entropy:  # sum_c exp(z_c - m) (z_c - m), from the slice's own entropy
-        sum_et = s_r * (norm_r - local.entropy)
-        parts.append(torch.exp(shift) * (sum_et + shift * s_r))
+    if entropy:  # sum_c exp(z_c - m) (z_c - m) over this slice
+        parts.append(rescale * (local.spread + shift * s_r))
         parts.append((owned & (picked_r == 0) & (shift == 0)).to(z.dtype))
     summed = comm.all_reduce(torch.stack(parts), dist.ReduceOp.SUM)
     log_norm = torch.log(summed[0])
     lse = m + log_norm
     stats = SoftmaxStats(log_norm, summed[1], summed[2] if coef is not None else None, m)
     grad = None
-    if upstream is not None:  # exp(z - lse) = local softmax * exp(lse_r - lse)
+    if upstream is not None:  # exp(z - lse) = exp(z - m_r) exp(m_r - lse)
         request, at_target = terms.gradient_request(upstream, coef, torch)
-        share = torch.exp(shift + norm_r - log_norm)  # exp(lse_r - lse)
         at_target = torch.where(owned, at_target, 0)
-        grad = softmax_to_gradient(local.grad, request, lse, coef, local_index, at_target, share)
+        grad = exp_to_gradient(out, request, lse, coef, local_index, at_target, torch.exp(shift - log_norm))
     return _ChunkResult(
         terms.per_position(stats, torch),
         lse,
@@ -323,6 +323,17 @@ def vocab_parallel_linear_cross_entropy(
     return tokens.package(outputs, cfg.reduction, return_stats)
 
 
+def _logits_pass(
+    setup: _Setup, z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, out: Tensor | None
+) -> _ChunkResult:
+    """:func:`_local_pass` for logits laid out position by class (``(N, V_local)``), as
+    callers hold them; the gradient comes back in that layout."""
+    result = _local_pass(
+        setup.shard, setup.comm, setup.coef, z.t(), labels, terms, upstream, False, None if out is None else out.t()
+    )
+    return result._replace(grad=None if result.grad is None else result.grad.t())
+
+
 class _LogitsConfig(NamedTuple):
     reduction: str
     smoothing: float
@@ -355,7 +366,7 @@ class _VocabParallelLogits(torch.autograd.Function):
         upstream = out = None
         if cfg.reduction != "none" and ctx.needs_input_grad[0]:
             upstream, out = scale * valid, torch.empty_like(z)
-        result = _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, False, out)
+        result = _logits_pass(setup, z, labels, terms, upstream, out)
         per_token = torch.where(valid, result.loss, 0)
         ctx.cfg, ctx.setup, ctx.dtype = cfg, setup, logits.dtype
         if cfg.reduction == "none":
@@ -373,7 +384,7 @@ class _VocabParallelLogits(torch.autograd.Function):
             terms = ClassCrossEntropy(ctx.setup.shard.vocab, target_weight, cw, ctx.cfg.smoothing, ctx.cfg.z_loss)
             upstream = grad_value.to(z.dtype) * valid
             setup = ctx.setup
-            grad = _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, False, torch.empty_like(z)).grad
+            grad = _logits_pass(setup, z, labels, terms, upstream, torch.empty_like(z)).grad
         else:
             grad = ctx.grad * grad_value
         return grad.to(ctx.dtype), None, None, None, None, None
