@@ -126,8 +126,9 @@ def test_results_do_not_depend_on_the_chunk_size() -> None:
             assert_close(a, b, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("in_bits", [False, True], ids=["natural", "base-2"])
 @pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "statistics-only"])
-def test_shifted_exp_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bool) -> None:
+def test_shifted_exp_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bool, in_bits: bool) -> None:
     # The per-chunk pass, one position per column: every statistic against torch's own
     # functions in float64, written over the logits or (without out) through a scratch
     # buffer, here of 3 columns at a time; the classes are walked in uneven blocks of 3 or 10.
@@ -138,19 +139,21 @@ def test_shifted_exp_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bo
     z[3] += 1e6  # a large offset must not cost precision
     index = torch.randint(0, 29, (10,), generator=gen)
     coef = torch.rand(29, dtype=torch.float64, generator=gen)
-    given = z.t().contiguous()
-    ex = lce_module.shifted_exp(given, index, coef, True, given if in_place else None)
+    given = (z / math.log(2) if in_bits else z).t().contiguous()
+    # In base 2 the logits themselves are rounded once more, by up to half an ulp of 1e6.
+    shifted_atol = 2e6 * torch.finfo(torch.float64).eps if in_bits else 0
+    ex = lce_module.shifted_exp(given, index, coef, True, given if in_place else None, in_bits=in_bits)
     m = z.amax(1)
     log_p = torch.log_softmax(z, 1)
     assert_close(ex.peak + ex.total.log(), torch.logsumexp(z, 1), rtol=1e-15, atol=0)
-    assert_close(ex.picked, z.gather(1, index[:, None]).squeeze(1) - m, rtol=1e-15, atol=0)
-    assert_close(ex.dot, (z - m[:, None]) @ coef, rtol=1e-13, atol=1e-12)
+    assert_close(ex.picked, z.gather(1, index[:, None]).squeeze(1) - m, rtol=1e-15, atol=shifted_atol)
+    assert_close(ex.dot, (z - m[:, None]) @ coef, rtol=1e-13, atol=1e-12 + 29 * shifted_atol)
     entropy = ex.total.log() - ex.spread / ex.total
-    assert_close(entropy, -(log_p.exp() * log_p).sum(1), rtol=1e-13, atol=0)
+    assert_close(entropy, -(log_p.exp() * log_p).sum(1), rtol=1e-13, atol=shifted_atol)
     if in_place:
-        assert_close(given.t(), torch.exp(z - m[:, None]), rtol=1e-14, atol=1e-300)
+        assert_close(given.t(), torch.exp(z - m[:, None]), rtol=1e-14 + shifted_atol, atol=1e-300)
     else:
-        assert torch.equal(given, z.t())
+        assert torch.equal(given, (z / math.log(2) if in_bits else z).t())
     none = lce_module.shifted_exp(given[:, :0], index[:0], coef, True, given[:, :0] if in_place else None)
     assert [tuple(t.shape) for t in (none.total, none.dot, none.spread)] == [(0,)] * 3
 

@@ -80,6 +80,8 @@ def _default_chunk_rows(n_rows: int, hidden: int, vocab: int, itemsize: int) -> 
 _SCRATCH_ELEMENTS = 1 << 22
 # The kernel walks the classes in blocks of about this many elements.
 _BLOCK_ELEMENTS = 1 << 20
+_LN2 = math.log(2)
+_LOG2E = 1 / _LN2
 
 
 class ShiftedExp(NamedTuple):
@@ -93,7 +95,9 @@ class ShiftedExp(NamedTuple):
     spread: Tensor | None  # sum_c exp(z_c - m) (z_c - m), for the entropy
 
 
-def shifted_exp(z: Tensor, index: Tensor, coef: Tensor | None, entropy: bool, out: Tensor | None) -> ShiftedExp:
+def shifted_exp(
+    z: Tensor, index: Tensor, coef: Tensor | None, entropy: bool, out: Tensor | None, *, in_bits: bool = False
+) -> ShiftedExp:
     """The :class:`ShiftedExp` of the columns of ``z`` (classes along the first axis, one
     position per column), with ``exp(z - m)`` written into ``out`` (which may be ``z``).
 
@@ -104,13 +108,26 @@ def shifted_exp(z: Tensor, index: Tensor, coef: Tensor | None, entropy: bool, ou
     positions laid out row by row pass as ``z.t()``. With ``out=None`` only the statistics
     are computed, a block of columns at a time through a small scratch buffer; ``z`` is
     untouched.
+
+    With ``in_bits`` the logits come times ``log2(e)`` and the exponentials are powers of 2,
+    ``exp(z - m) = 2^(log2(e) z - log2(e) m)``: on the CPU ``exp2`` takes two thirds of the
+    time of ``exp``. A matrix product scales its result for free and with no rounding beyond
+    its own; scaling given logits would cost precision, so they are worked on as they are.
+    The statistics are in natural units either way.
     """
     classes, n = z.shape
     if out is None:
         cols = max(1, min(n, _SCRATCH_ELEMENTS // max(classes, 1)))
         scratch = z.new_empty(classes * cols)
         blocks = [
-            shifted_exp(z[:, i : i + cols], index[i : i + cols], coef, entropy, _columns(scratch, classes, min(cols, n - i)))
+            shifted_exp(
+                z[:, i : i + cols],
+                index[i : i + cols],
+                coef,
+                entropy,
+                _columns(scratch, classes, min(cols, n - i)),
+                in_bits=in_bits,
+            )
             for i in range(0, max(n, 1), cols)  # one (empty) block for no columns
         ]
         return ShiftedExp(*(None if f[0] is None else torch.cat(f) for f in zip(*blocks)))
@@ -132,12 +149,14 @@ def shifted_exp(z: Tensor, index: Tensor, coef: Tensor | None, entropy: bool, ou
         block.sub_(peak)
         if dot is not None:  # after the shift, so that the dot product does not cancel
             dot.addmv_(block.t(), coef[c : c + step])
-        acc[: len(block)].add_(block.exp_())
+        acc[: len(block)].add_(block.exp2_() if in_bits else block.exp_())
     spread = None
     if entropy:  # sum_c e_c log e_c = -sum_c entr(e_c), in blocks to bound the temporary
         spread = out.new_zeros(n)
         for block in blocks:
             spread.sub_(torch.special.entr(block).sum(0))
+    if in_bits:
+        peak, picked, dot = peak * _LN2, picked * _LN2, None if dot is None else dot * _LN2
     return ShiftedExp(peak, acc.sum(0), picked, dot, spread)
 
 
@@ -179,7 +198,7 @@ def _single_pass(
     """The whole vocabulary is here: one pass over the chunk's logits (one column per token)
     gives the loss and, in their place, their gradient."""
     coef = terms.smoothing_coef(z, torch)
-    ex = shifted_exp(z, labels, coef, entropy, z)
+    ex = shifted_exp(z, labels, coef, entropy, z, in_bits=True)
     log_norm = ex.total.log()
     lse = ex.peak + log_norm
     grad = None
@@ -231,16 +250,18 @@ def _walk(
     buffer = torch.empty(rows * local_vocab, dtype=dtype, device=dev)
     tanh_buffer = torch.empty_like(buffer) if cfg.softcap is not None else None
     s = cfg.logit_scale
+    # The chunk pass takes the logits in base 2 (times log2(e)): the products scale for free.
+    bits = s * _LOG2E if cfg.softcap is None else s
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         xc, z = x[start:stop], _columns(buffer, local_vocab, stop - start)
         if b is None:
-            torch.addmm(z, w, xc.t(), beta=0, alpha=s, out=z)
+            torch.addmm(z, w, xc.t(), beta=0, alpha=bits, out=z)
         else:
-            torch.addmm(b[:, None], w, xc.t(), beta=s, alpha=s, out=z)
+            torch.addmm(b[:, None], w, xc.t(), beta=bits, alpha=bits, out=z)
         if cfg.softcap is not None:  # z <- softcap * tanh(z / softcap), keeping the tanh
             t = torch.div(z, cfg.softcap, out=_columns(tanh_buffer, local_vocab, stop - start)).tanh_()
-            torch.mul(t, cfg.softcap, out=z)
+            torch.mul(t, cfg.softcap * _LOG2E, out=z)
         chunk_terms = terms
         if terms.target_weight is not None:
             chunk_terms = terms._replace(target_weight=terms.target_weight[start:stop])

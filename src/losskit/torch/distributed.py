@@ -114,11 +114,12 @@ def _local_pass(
     upstream: Tensor | None,
     entropy: bool,
     out: Tensor | None,
+    in_bits: bool,
 ) -> _ChunkResult:
     """Loss, lse, entropy and hits of the columns of local logits ``z`` (classes by
-    positions); with ``upstream`` also this rank's slice of their gradient, written into
-    ``out`` (which may be ``z`` itself; it must be given with ``upstream``). With
-    ``out=None``, ``z`` is left as it is.
+    positions; times log2(e) with ``in_bits``, see :func:`shifted_exp`); with ``upstream``
+    also this rank's slice of their gradient, written into ``out`` (which may be ``z``
+    itself; it must be given with ``upstream``). With ``out=None``, ``z`` is left as it is.
 
     Two collectives of a few numbers per position: MAX, then one SUM of the stacked
     statistics.
@@ -126,7 +127,7 @@ def _local_pass(
     local_vocab = z.shape[0]
     owned = (labels >= shard.start) & (labels < shard.start + local_vocab)
     local_index = torch.where(owned, labels - shard.start, torch.zeros_like(labels))
-    local = shifted_exp(z, local_index, coef, entropy, out)
+    local = shifted_exp(z, local_index, coef, entropy, out, in_bits=in_bits)
     m_r, s_r, picked_r = local.peak, local.total, local.picked
     m = comm.all_reduce(m_r.clone(), dist.ReduceOp.MAX)
     shift = m_r - m
@@ -311,8 +312,8 @@ def vocab_parallel_linear_cross_entropy(
     def chunk_pass(
         z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool
     ) -> _ChunkResult:
-        # z is the walk's buffer of logits: the gradient may take its place.
-        return _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z)
+        # z is the walk's buffer of logits in base 2: the gradient may take its place.
+        return _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z, True)
 
     vocabulary = _Vocabulary(
         setup.shard.vocab,
@@ -329,7 +330,7 @@ def _logits_pass(
     """:func:`_local_pass` for logits laid out position by class (``(N, V_local)``), as
     callers hold them; the gradient comes back in that layout."""
     result = _local_pass(
-        setup.shard, setup.comm, setup.coef, z.t(), labels, terms, upstream, False, None if out is None else out.t()
+        setup.shard, setup.comm, setup.coef, z.t(), labels, terms, upstream, False, None if out is None else out.t(), False
     )
     return result._replace(grad=None if result.grad is None else result.grad.t())
 
