@@ -13,7 +13,8 @@ Providers, side by side in this process on the same float32 data (hidden states 
 * ``floor_columns``  the same products with the logits laid out class by token
                      (``W X^T``), as losskit lays out its chunks; on this machine's MKL
                      they are several percent faster
-* ``floor``          in each round the faster of the two floors: the ratios are to it
+* ``floor``          the faster of the two floors (by median): the ratios are to it. Not the
+                     faster in each round: the smaller of two noisy times is biased low
 
 Runs are interleaved (one call of each provider per round) and each provider's median over
 the rounds is reported as a ratio to the floor, with its peak memory beyond the inputs, and
@@ -109,7 +110,7 @@ def main() -> None:
                 start = time.perf_counter()
                 call()
                 times[name].append(time.perf_counter() - start)
-        floor = [min(pair) for pair in zip(times["floor_rows"], times["floor_columns"], strict=True)]
+        floor = min(times["floor_rows"], times["floor_columns"], key=statistics.median)
         times = {"floor": floor, **times}
         measured = {}
         for name, call in calls.items():
@@ -121,8 +122,12 @@ def main() -> None:
         for row in report((n, h, v), measured, baseline="floor", unit=("logits", logits)):
             paired = f"{paired_ratio(times[row['provider']], times['floor']):.3f}"
             rows.append({**row, "rounds": args.rounds, "threads": torch.get_num_threads(), "paired_ratio": paired})
-        pairs = [f"{name} {paired_ratio(t, times['floor']):.3f}x" for name, t in times.items() if name != "floor"]
-        print("median of the per-round ratios to the floor:", ", ".join(pairs))
+        pairs = [
+            f"{name} {paired_ratio(t, times['floor']):.3f}x ({min(r):.3f} to {max(r):.3f})"
+            for name, t in times.items()
+            if name != "floor" and (r := [a / b for a, b in zip(t, times["floor"], strict=True)])
+        ]
+        print("median (and range) of the per-round ratios to the floor:", ", ".join(pairs))
     print(f"\nappended to {append_rows('linear_cross_entropy', rows)}", file=sys.stderr)
 
 
