@@ -89,10 +89,10 @@ def providers(n: int, h: int, v: int) -> dict[str, Callable[[], object]]:
     return calls
 
 
-def paired_ratio(times: list[float], floor: list[float]) -> float:
-    """The median over rounds of each round's time over the floor's in the same round: the
-    machine's speed drifts by several percent over minutes, and a round's calls share it."""
-    return statistics.median(t / f for t, f in zip(times, floor, strict=True))
+def round_ratios(times: list[float], floor: list[float]) -> list[float]:
+    """Each round's time over the floor's in the same round: the machine's speed drifts by
+    several percent over minutes, and a round's calls share it."""
+    return [t / f for t, f in zip(times, floor, strict=True)]
 
 
 def main() -> None:
@@ -119,13 +119,14 @@ def main() -> None:
         measured = {"floor": (statistics.median(floor), measured["floor_rows"][1]), **measured}
         print(f"\n(N, H, V) = ({n}, {h}, {v}) float32, forward + backward, {torch.get_num_threads()} threads")
         logits = n * v * 4
+        ratios = {name: round_ratios(t, floor) for name, t in times.items()}
         for row in report((n, h, v), measured, baseline="floor", unit=("logits", logits)):
-            paired = f"{paired_ratio(times[row['provider']], times['floor']):.3f}"
+            paired = f"{statistics.median(ratios[row['provider']]):.3f}"
             rows.append({**row, "rounds": args.rounds, "threads": torch.get_num_threads(), "paired_ratio": paired})
         pairs = [
-            f"{name} {paired_ratio(t, times['floor']):.3f}x ({min(r):.3f} to {max(r):.3f})"
-            for name, t in times.items()
-            if name != "floor" and (r := [a / b for a, b in zip(t, times["floor"], strict=True)])
+            f"{name} {statistics.median(r):.3f}x ({min(r):.3f} to {max(r):.3f})"
+            for name, r in ratios.items()
+            if name != "floor"
         ]
         print("median (and range) of the per-round ratios to the floor:", ", ".join(pairs))
     print(f"\nappended to {append_rows('linear_cross_entropy', rows)}", file=sys.stderr)

@@ -114,6 +114,7 @@ def _local_pass(
     upstream: Tensor | None,
     entropy: bool,
     out: Tensor | None,
+    *,
     in_bits: bool,
 ) -> _ChunkResult:
     """Loss, lse, entropy and hits of the columns of local logits ``z`` (classes by
@@ -313,7 +314,7 @@ def vocab_parallel_linear_cross_entropy(
         z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool
     ) -> _ChunkResult:
         # z is the walk's buffer of logits in base 2: the gradient may take its place.
-        return _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z, True)
+        return _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z, in_bits=True)
 
     vocabulary = _Vocabulary(
         setup.shard.vocab,
@@ -329,9 +330,8 @@ def _logits_pass(
 ) -> _ChunkResult:
     """:func:`_local_pass` for logits laid out position by class (``(N, V_local)``), as
     callers hold them; the gradient comes back in that layout."""
-    result = _local_pass(
-        setup.shard, setup.comm, setup.coef, z.t(), labels, terms, upstream, False, None if out is None else out.t(), False
-    )
+    out_t = None if out is None else out.t()
+    result = _local_pass(setup.shard, setup.comm, setup.coef, z.t(), labels, terms, upstream, False, out_t, in_bits=False)
     return result._replace(grad=None if result.grad is None else result.grad.t())
 
 
