@@ -139,7 +139,8 @@ def test_shifted_exp_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bo
     z[3] += 1e6  # a large offset must not cost precision
     index = torch.randint(0, 29, (10,), generator=gen)
     coef = torch.rand(29, dtype=torch.float64, generator=gen)
-    given = (z / math.log(2) if in_bits else z).t().contiguous()
+    units = z / math.log(2) if in_bits else z  # the logits as the pass takes them
+    given = units.t().contiguous()
     # In base 2 the logits themselves are rounded once more: the shift by the maximum may be
     # off by about an ulp of 1e6, which the shifted statistics may carry.
     shifted_atol = 2e6 * torch.finfo(torch.float64).eps if in_bits else 0
@@ -154,7 +155,7 @@ def test_shifted_exp_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bo
     if in_place:
         assert_close(given.t(), torch.exp(z - m[:, None]), rtol=1e-14 + shifted_atol, atol=1e-300)
     else:
-        assert torch.equal(given, (z / math.log(2) if in_bits else z).t())
+        assert torch.equal(given, units.t())
     none = lce_module.shifted_exp(given[:, :0], index[:0], coef, True, given[:, :0] if in_place else None)
     assert [tuple(t.shape) for t in (none.total, none.dot, none.spread)] == [(0,)] * 3
 
