@@ -95,6 +95,8 @@ SCENARIOS = [
             {"bias": True, "label_smoothing": 0.2, "weight": True},
             {"z_loss": 0.01, "softcap": 2.0, "logit_scale": 1.3},
             {"shift": True, "chunk_size": 4},
+            # logits of about +-1e3: the unshifted exponentials overflow, the chunks are redone
+            {"logit_scale": 400.0, "chunk_size": 4},
         ],
     }.items()
     for options in option_sets

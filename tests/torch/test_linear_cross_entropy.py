@@ -160,6 +160,72 @@ def test_shifted_exp_against_torch(monkeypatch: pytest.MonkeyPatch, in_place: bo
     assert [tuple(t.shape) for t in (none.total, none.dot, none.spread)] == [(0,)] * 3
 
 
+@pytest.mark.parametrize("in_bits", [False, True], ids=["natural", "base-2"])
+def test_plain_exp_against_torch(in_bits: bool) -> None:
+    # Without the shift, in place: the statistics with m = 0, in float64.
+    gen = torch.Generator().manual_seed(6)
+    z = torch.randn(10, 29, dtype=torch.float64, generator=gen) * 5 - 20  # positions by classes
+    index = torch.randint(0, 29, (10,), generator=gen)
+    units = z / math.log(2) if in_bits else z
+    given = units.t().contiguous()
+    ex = lce_module.plain_stats(*lce_module.plain_exp(given, index, in_bits=in_bits), in_bits=in_bits)
+    assert torch.all(ex.peak == 0)
+    assert_close(ex.total.log(), torch.logsumexp(z, 1), rtol=1e-14, atol=0)
+    assert_close(ex.picked, z.gather(1, index[:, None]).squeeze(1), rtol=1e-15, atol=0)
+    assert_close(given.t(), torch.exp(z), rtol=1e-13, atol=0)
+
+
+def test_plain_stats_keep_the_loss_precise_at_large_logits() -> None:
+    # In float32, with a confident target's logit near 60 and the others near 50, the loss
+    # lse - z_y (about 0.02) is a difference of two numbers near 60, whose float32 ulp is
+    # 4e-6. From the same float32 logits it must come out as precisely as the float32 sum
+    # of exponentials allows (about 3e-7 here), not to a float32 rounding of 60 (2e-6).
+    gen = torch.Generator().manual_seed(9)
+    z = torch.randn(64, 500, generator=gen) * 0.3 + 50  # positions by classes
+    index = torch.randint(0, 500, (64,), generator=gen)
+    z[torch.arange(64), index] = 60.0
+    z += torch.rand(64, 1, generator=gen)
+    exact = torch.logsumexp(z.double(), 1) - z.double().gather(1, index[:, None]).squeeze(1)
+    ex = lce_module.plain_stats(*lce_module.plain_exp(z.t().contiguous(), index), in_bits=False)
+    loss = ex.total.log() - ex.picked
+    assert 0.02 < exact.min() and exact.max() < 0.03
+    assert (loss - exact).abs().max() < 6e-7
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", ["huge", "tiny", "nan"])
+def test_chunks_beyond_the_unshifted_range_are_computed_again_shifted(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, case: str
+) -> None:
+    # Unshifted exponentials out of range (or NaN) spoil a chunk: its logits are computed
+    # again for the shifted pass, and the results match the materialised logits (NaN where
+    # torch's are NaN).
+    x, w, y, _ = _problem((12,), 6, 40, {}, 0.0, -100, seed=12)
+    x, w = x.detach().to(dtype), w.detach().to(dtype)
+    bias = torch.zeros(40, dtype=dtype)
+    if case == "huge":  # logits of several thousand at position 2, in the first chunk
+        x[2] *= 1000
+    elif case == "nan":
+        x[2, 0] = math.nan
+    else:  # every logit near -5000: every sum underflows, in both chunks
+        bias -= 5000
+    x.requires_grad_(), w.requires_grad_()
+    shifted_calls = []
+    real = lce_module.shifted_exp
+    monkeypatch.setattr(lce_module, "shifted_exp", lambda *a, **k: shifted_calls.append(1) or real(*a, **k))
+    ours = linear_cross_entropy(x, w, y, linear_bias=bias, chunk_size=6, reduction="none")
+    expected = reference(x.double(), w.double(), y, linear_bias=bias.double(), reduction="none")
+    upstream = torch.rand(12, dtype=dtype)
+    grads = torch.autograd.grad(ours, (x, w), upstream)
+    expected_grads = torch.autograd.grad(expected, (x, w), upstream.double())
+    # Once in the forward pass and once in the backward pass's recomputation, per spoilt chunk.
+    assert len(shifted_calls) == 2 * {"huge": 1, "nan": 1, "tiny": 2}[case]
+    # In float32 logits of thousands carry rounding errors of about 1e-3 (in torch's too).
+    tolerance = {"rtol": 1e-9, "atol": 1e-9} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-2}
+    for a, b in zip((ours, *grads), (expected, *expected_grads), strict=True):
+        assert_close(a.detach().double(), b.detach(), **tolerance)
+
+
 @pytest.mark.parametrize("dtype", [torch.int8, torch.int32, torch.uint8])
 def test_any_integer_target_dtype_gives_the_int64_result(dtype: torch.dtype) -> None:
     x, w, y, options = _problem((6, 5), 8, 97, CONFIGS["everything"], 0.0, -100, seed=2)

@@ -1,8 +1,9 @@
 """Linear cross-entropy for huge vocabularies, in chunks: the N x V logits never exist.
 
 The tokens are walked in chunks. Per chunk the logits are computed into one reused buffer,
-laid out class by token (``Z^T = W X_c^T``); shifted exponentials in place (torch
-operations, on any device) and the terms of
+laid out class by token (``Z^T = W X_c^T``); exponentials in place (torch operations, on
+any device: unshifted while they stay in range, else shifted by each token's maximum) and
+the terms of
 :class:`~losskit._lib._softmax_ce.ClassCrossEntropy` turn them into the loss and, in the same
 buffer, the gradient ``G`` with respect to the logits; then
 ``dX_c = G W`` and ``dW += G^T X_c``. For ``"mean"`` and ``"sum"`` this happens in the forward
@@ -160,6 +161,41 @@ def shifted_exp(
     return ShiftedExp(peak, acc.sum(0), picked, dot, spread)
 
 
+def plain_exp(z: Tensor, index: Tensor, *, in_bits: bool = False) -> tuple[Tensor, Tensor]:
+    """In place, ``exp(z)`` of the columns of ``z`` (classes along the first axis) without a
+    shift: no pass for the column maxima and none to subtract them. Returns each column's
+    sum of exponentials and its logit at class ``index`` (as given: in base 2 with
+    ``in_bits``); :func:`plain_stats` says whether the exponentials stayed in range."""
+    classes, n = z.shape
+    picked = z.gather(0, index[None, :]).squeeze(0)
+    step = max(1, _BLOCK_ELEMENTS // max(n, 1))
+    acc = z.new_zeros(min(step, classes), n)
+    for c in range(0, classes, step):
+        block = z[c : c + step]
+        acc[: len(block)].add_(block.exp2_() if in_bits else block.exp_())
+    return acc.sum(0), picked
+
+
+def plain_stats(total: Tensor, picked: Tensor, *, in_bits: bool) -> ShiftedExp | None:
+    """The :class:`ShiftedExp` with ``m = 0`` of :func:`plain_exp`'s sums and picked logits,
+    or ``None`` unless every sum lies within ``[2^-k, 2^k]``, ``k`` being 28 less than the
+    largest binary exponent of their dtype (100 in float32).
+
+    Within that range no exponential has overflowed, the largest is a normal number and the
+    ones that underflowed weigh less than 2^-26 of the sum. Outside it (NaN included) the
+    exponentials in place are spoilt: the logits must be computed again for
+    :func:`shifted_exp`. With ``m = 0`` the log-normaliser is the logsumexp itself, as large
+    as the logits, and the loss ``lse - z_y`` a difference of two large numbers: the
+    statistics come in float64, where ``log`` of the sum and that difference add no error
+    beyond the sum's own relative one.
+    """
+    limit = 2.0 ** (math.frexp(torch.finfo(total.dtype).max)[1] - 28)
+    if not bool(((total >= 1 / limit) & (total <= limit)).all()):
+        return None
+    total, picked = total.double(), picked.double()
+    return ShiftedExp(torch.zeros_like(total), total, picked * _LN2 if in_bits else picked, None, None)
+
+
 def _columns(flat: Tensor, classes: int, n: int) -> Tensor:
     # The first classes x n elements of a flat buffer as a contiguous (classes, n) matrix.
     return flat[: classes * n].view(classes, n)
@@ -178,7 +214,7 @@ def exp_to_gradient(
     cross-entropy gradient ``request`` describes: ``(row_scale + lse_scale * lse) * softmax -
     row_shift * coef``, less ``at_target`` at each column's class ``index``."""
     scale = request.row_scale if request.lse_scale is None else request.row_scale + request.lse_scale * lse
-    e.mul_(scale * to_softmax)
+    e.mul_((scale * to_softmax).to(e.dtype))
     if request.row_shift is not None:
         e.addr_(coef, request.row_shift, alpha=-1)
     return e.scatter_add_(0, index[None, :], -at_target[None, :])
@@ -193,12 +229,28 @@ class _ChunkResult(NamedTuple):
 
 
 def _single_pass(
-    z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool
-) -> _ChunkResult:
+    z: Tensor,
+    labels: Tensor,
+    terms: ClassCrossEntropy,
+    upstream: Tensor | None,
+    entropy: bool,
+    *,
+    unshifted: bool,
+) -> _ChunkResult | None:
     """The whole vocabulary is here: one pass over the chunk's logits (one column per token)
-    gives the loss and, in their place, their gradient."""
+    gives the loss and, in their place, their gradient.
+
+    With ``unshifted`` it tries :func:`plain_exp` (without smoothing and statistics) and
+    returns ``None`` if the exponentials left their range: ``z`` must then be computed again
+    for a shifted pass.
+    """
     coef = terms.smoothing_coef(z, torch)
-    ex = shifted_exp(z, labels, coef, entropy, z, in_bits=True)
+    if unshifted and coef is None and not entropy:
+        ex = plain_stats(*plain_exp(z, labels, in_bits=True), in_bits=True)
+        if ex is None:
+            return None
+    else:
+        ex = shifted_exp(z, labels, coef, entropy, z, in_bits=True)
     log_norm = ex.total.log()
     lse = ex.peak + log_norm
     grad = None
@@ -219,7 +271,7 @@ class _Vocabulary(NamedTuple):
     process group shares (``losskit.torch.distributed``)."""
 
     total: int
-    chunk_pass: Callable[..., _ChunkResult] = _single_pass
+    chunk_pass: Callable[..., _ChunkResult | None] = _single_pass
     reduce_input_grad: Callable[[Tensor], Tensor] = lambda g: g
 
 
@@ -252,21 +304,32 @@ def _walk(
     s = cfg.logit_scale
     # The chunk pass takes the logits in base 2 (times log2(e)): the products scale for free.
     bits = s * _LOG2E if cfg.softcap is None else s
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
+
+    def logits(start: int, stop: int) -> tuple[Tensor, Tensor | None]:
+        # The chunk's logits into the buffer, and with softcap also the tanh.
         xc, z = x[start:stop], _columns(buffer, local_vocab, stop - start)
         if b is None:
             torch.addmm(z, w, xc.t(), beta=0, alpha=bits, out=z)
         else:
             torch.addmm(b[:, None], w, xc.t(), beta=bits, alpha=bits, out=z)
-        if cfg.softcap is not None:  # z <- softcap * tanh(z / softcap), keeping the tanh
-            t = torch.div(z, cfg.softcap, out=_columns(tanh_buffer, local_vocab, stop - start)).tanh_()
-            torch.mul(t, cfg.softcap * _LOG2E, out=z)
+        if cfg.softcap is None:
+            return z, None
+        # z <- softcap * tanh(z / softcap), keeping the tanh
+        t = torch.div(z, cfg.softcap, out=_columns(tanh_buffer, local_vocab, stop - start)).tanh_()
+        return torch.mul(t, cfg.softcap * _LOG2E, out=z), t
+
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        xc = x[start:stop]
         chunk_terms = terms
         if terms.target_weight is not None:
             chunk_terms = terms._replace(target_weight=terms.target_weight[start:stop])
         up = None if upstream is None else upstream[start:stop]
-        result = vocabulary.chunk_pass(z, labels[start:stop], chunk_terms, up, cfg.want_stats)
+        z, t = logits(start, stop)
+        result = vocabulary.chunk_pass(z, labels[start:stop], chunk_terms, up, cfg.want_stats, unshifted=True)
+        if result is None:  # an exponential left the dtype's range and spoilt z: again, shifted
+            z, t = logits(start, stop)
+            result = vocabulary.chunk_pass(z, labels[start:stop], chunk_terms, up, cfg.want_stats, unshifted=False)
         loss[start:stop], lse[start:stop] = result.loss, result.lse
         if cfg.want_stats:
             entropy[start:stop], hits[start:stop] = result.entropy, result.hits
@@ -459,14 +522,21 @@ def linear_cross_entropy(
     -----
     The ignored tokens are compacted away first. Per chunk of tokens the logits are
     computed into one reused buffer, laid out class by token (on the CPU the three products
-    are faster so), and one in-place pass of shifted exponentials, a block of classes at a
-    time, turns them into the loss and the gradient with respect to the logits; then
+    are faster so), and one in-place pass of exponentials, a block of classes at a time,
+    turns them into the loss and the gradient with respect to the logits; then
     :math:`dX_c = G W` and :math:`dW \mathrel{+}= G^\top X_c`, accumulated in float32 for
     low-precision inputs. For ``"mean"`` and ``"sum"`` all of that happens in the forward
     pass (6 N H V flops) and backward only rescales; for ``"none"`` backward recomputes the
     chunks with each token's upstream gradient. Nothing larger than one chunk of logits is
     ever allocated (all ``N`` rows only when they fit the chunk budget, i.e. for small
     ``N``), and the results do not depend on the chunk size beyond rounding.
+
+    The exponentials need no shift by each token's maximum (two passes fewer over the
+    chunk) while every token's sum of them stays within ``[2^-100, 2^100]`` in float32
+    (logsumexp within about +-69), as it does for the logits of language models; the loss
+    is then finished in float64 so that it keeps its precision. A chunk outside that range
+    (or with NaN) is computed again with the shift, so any finite logits are safe.
+    Label smoothing and ``return_stats`` always take the shifted pass.
 
     Unlike PyTorch, a ``"mean"`` over zero non-ignored tokens is 0 with zero gradients, not
     NaN, so one fully masked micro-batch cannot poison a data-parallel step.

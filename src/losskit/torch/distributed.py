@@ -11,6 +11,10 @@ single-process value (the mean over the *whole* vocabulary, not over a shard), a
 turns its local softmax into its slice of the gradient by a per-token rescaling:
 ``exp(z - lse) = softmax_r(z) * exp(lse_r - lse)``. The input's gradient is all-reduced;
 the weight's stays local.
+
+Without label smoothing and statistics the ranks first try exponentials with no shift,
+``s_r = sum exp(z)``, which need no MAX; if the summed ones leave their range, every rank
+sees so and all compute the chunk again, shifted.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from ._linear_cross_entropy import (
     _validate,
     _Vocabulary,
     exp_to_gradient,
+    plain_exp,
+    plain_stats,
     shifted_exp,
 )
 
@@ -116,38 +122,51 @@ def _local_pass(
     out: Tensor | None,
     *,
     in_bits: bool,
-) -> _ChunkResult:
+    unshifted: bool = False,
+) -> _ChunkResult | None:
     """Loss, lse, entropy and hits of the columns of local logits ``z`` (classes by
     positions; times log2(e) with ``in_bits``, see :func:`shifted_exp`); with ``upstream``
     also this rank's slice of their gradient, written into ``out`` (which may be ``z``
     itself; it must be given with ``upstream``). With ``out=None``, ``z`` is left as it is.
 
     Two collectives of a few numbers per position: MAX, then one SUM of the stacked
-    statistics.
+    statistics. With ``unshifted`` (in place, without smoothing and statistics) the
+    exponentials are :func:`plain_exp`'s, which need no maximum: the SUM alone, and ``None``
+    if the summed exponentials say they left their range. Every rank sees the same sums,
+    so all of them then compute their logits again together.
     """
     local_vocab = z.shape[0]
     owned = (labels >= shard.start) & (labels < shard.start + local_vocab)
     local_index = torch.where(owned, labels - shard.start, torch.zeros_like(labels))
-    local = shifted_exp(z, local_index, coef, entropy, out, in_bits=in_bits)
-    m_r, s_r, picked_r = local.peak, local.total, local.picked
-    m = comm.all_reduce(m_r.clone(), dist.ReduceOp.MAX)
-    shift = m_r - m
-    rescale = torch.exp(shift)
-    parts = [s_r * rescale, torch.where(owned, picked_r + shift, 0)]
-    if coef is not None:  # sum_c w_c (z_c - m) over this slice
-        parts.append(local.dot + shift * coef.sum())
-    if entropy:  # sum_c exp(z_c - m) (z_c - m) over this slice
-        parts.append(rescale * (local.spread + shift * s_r))
-        parts.append((owned & (picked_r == 0) & (shift == 0)).to(z.dtype))
-    summed = comm.all_reduce(torch.stack(parts), dist.ReduceOp.SUM)
-    log_norm = torch.log(summed[0])
+    if unshifted and coef is None and not entropy and out is z:
+        total_r, picked_r = plain_exp(z, local_index, in_bits=in_bits)
+        summed = comm.all_reduce(torch.stack([total_r, torch.where(owned, picked_r, 0)]), dist.ReduceOp.SUM)
+        plain = plain_stats(summed[0], summed[1], in_bits=in_bits)
+        if plain is None:
+            return None
+        m, log_norm, picked, to_softmax = plain.peak, plain.total.log(), plain.picked, 1 / plain.total
+    else:
+        local = shifted_exp(z, local_index, coef, entropy, out, in_bits=in_bits)
+        m_r, s_r, picked_r = local.peak, local.total, local.picked
+        m = comm.all_reduce(m_r.clone(), dist.ReduceOp.MAX)
+        shift = m_r - m
+        rescale = torch.exp(shift)
+        parts = [s_r * rescale, torch.where(owned, picked_r + shift, 0)]
+        if coef is not None:  # sum_c w_c (z_c - m) over this slice
+            parts.append(local.dot + shift * coef.sum())
+        if entropy:  # sum_c exp(z_c - m) (z_c - m) over this slice
+            parts.append(rescale * (local.spread + shift * s_r))
+            parts.append((owned & (picked_r == 0) & (shift == 0)).to(z.dtype))
+        summed = comm.all_reduce(torch.stack(parts), dist.ReduceOp.SUM)
+        log_norm, picked = torch.log(summed[0]), summed[1]
+        to_softmax = torch.exp(shift - log_norm)  # exp(z - lse) = exp(z - m_r) exp(m_r - lse)
     lse = m + log_norm
-    stats = SoftmaxStats(log_norm, summed[1], summed[2] if coef is not None else None, m)
+    stats = SoftmaxStats(log_norm, picked, summed[2] if coef is not None else None, m)
     grad = None
-    if upstream is not None:  # exp(z - lse) = exp(z - m_r) exp(m_r - lse)
+    if upstream is not None:
         request, at_target = terms.gradient_request(upstream, coef, torch)
         at_target = torch.where(owned, at_target, 0)
-        grad = exp_to_gradient(out, request, lse, coef, local_index, at_target, torch.exp(shift - log_norm))
+        grad = exp_to_gradient(out, request, lse, coef, local_index, at_target, to_softmax)
     return _ChunkResult(
         terms.per_position(stats, torch),
         lse,
@@ -273,7 +292,10 @@ def vocab_parallel_linear_cross_entropy(
 
     Notes
     -----
-    Per chunk: one all-reduce MAX and one all-reduce SUM of at most five numbers per token.
+    Per chunk: one all-reduce MAX and one all-reduce SUM of at most five numbers per token;
+    without label smoothing and ``return_stats`` only a SUM of two numbers per token, unless
+    the logits leave the range of unshifted exponentials (see
+    :func:`losskit.torch.linear_cross_entropy`).
     The input's gradient is all-reduced once per step (``N x H`` numbers); the weight's
     gradient stays on its rank. Nothing of size ``N x V`` ever crosses the network.
 
@@ -311,10 +333,12 @@ def vocab_parallel_linear_cross_entropy(
         cfg = cfg._replace(chunk_rows=tokens.default_chunk_rows(-(-setup.shard.vocab // setup.comm.size)))
 
     def chunk_pass(
-        z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool
-    ) -> _ChunkResult:
+        z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool, *, unshifted: bool
+    ) -> _ChunkResult | None:
         # z is the walk's buffer of logits in base 2: the gradient may take its place.
-        return _local_pass(setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z, in_bits=True)
+        return _local_pass(
+            setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z, in_bits=True, unshifted=unshifted
+        )
 
     vocabulary = _Vocabulary(
         setup.shard.vocab,
