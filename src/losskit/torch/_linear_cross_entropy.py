@@ -325,11 +325,12 @@ def _walk(
         if terms.target_weight is not None:
             chunk_terms = terms._replace(target_weight=terms.target_weight[start:stop])
         up = None if upstream is None else upstream[start:stop]
+        chunk = (labels[start:stop], chunk_terms, up, cfg.want_stats)
         z, t = logits(start, stop)
-        result = vocabulary.chunk_pass(z, labels[start:stop], chunk_terms, up, cfg.want_stats, unshifted=True)
+        result = vocabulary.chunk_pass(z, *chunk, unshifted=True)
         if result is None:  # an exponential left the dtype's range and spoilt z: again, shifted
             z, t = logits(start, stop)
-            result = vocabulary.chunk_pass(z, labels[start:stop], chunk_terms, up, cfg.want_stats, unshifted=False)
+            result = vocabulary.chunk_pass(z, *chunk, unshifted=False)
         loss[start:stop], lse[start:stop] = result.loss, result.lse
         if cfg.want_stats:
             entropy[start:stop], hits[start:stop] = result.entropy, result.hits
