@@ -89,7 +89,13 @@ def shards(vocab: int, world: int) -> list[tuple[int, int]]:
 SCENARIOS = [
     {"variant": variant, "reduction": reduction, **options}
     for variant, option_sets in {
-        "logits": [{}, {"label_smoothing": 0.3, "weight": True}, {"z_loss": 0.01, "ignored": 1.0}],
+        "logits": [
+            {},
+            {"label_smoothing": 0.3, "weight": True},
+            {"z_loss": 0.01, "ignored": 1.0},
+            # classes 0..5 masked with -inf: rank 0's whole slice, on 2 ranks and on 3
+            {"masked": True},
+        ],
         "linear": [
             {},
             {"bias": True, "label_smoothing": 0.2, "weight": True},
@@ -122,12 +128,15 @@ def problem(scenario: dict, seed: int = 0) -> dict[str, Any]:
     }
     if scenario.get("shift"):
         data["upstream"] = data["upstream"][..., 1:]
+    if scenario.get("masked"):
+        data["logits"][..., :6] = -torch.inf
+        data["y"] = torch.where((0 <= y) & (y < 6), y + 6, y)
     return data
 
 
 def options_of(scenario: dict, data: dict[str, Any], *, bias: Any = None) -> dict[str, Any]:
     """Keyword options of the call, with the scenario's flags turned into tensors."""
-    skip = {"variant", "bias", "weight", "ignored"}
+    skip = {"variant", "bias", "weight", "ignored", "masked"}
     options = {k: v for k, v in scenario.items() if k not in skip}
     if scenario.get("weight"):
         options["weight"] = data["class_weight"]

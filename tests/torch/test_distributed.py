@@ -114,3 +114,38 @@ def test_per_rank_memory_does_not_grow_with_the_local_logits() -> None:
         largest = run_ranks(world, memory_worker, n, h, v, timeout=180)
         local_logits = n * (v // world)
         assert max(largest) < local_logits / 8, (world, largest)
+
+
+def test_no_gradient_is_computed_under_no_grad() -> None:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class LogitSized(TorchDispatchMode):
+        """Counts new tensors (not views) as large as the logits."""
+
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+            result = func(*args, **(kwargs or {}))
+            if isinstance(result, torch.Tensor) and not func.is_view:
+                LogitSized.count += result.numel() >= logits.numel()
+            return result
+
+    # More logits than the statistics pass's scratch buffer (2^22 elements) holds.
+    logits = torch.randn(64, 70000, requires_grad=True)
+    target = torch.randint(0, 70000, (64,))
+    with torch.no_grad(), LogitSized():
+        vocab_parallel_cross_entropy(logits, target, vocab_start=0)
+    assert LogitSized.count == 0
+    with LogitSized():  # the control: with grad enabled the gradient takes a logits-sized buffer
+        vocab_parallel_cross_entropy(logits, target, vocab_start=0)
+    assert LogitSized.count > 0
+
+
+def test_negative_class_weights_divide_by_their_sum_as_torch() -> None:
+    gen = torch.Generator().manual_seed(4)
+    logits = torch.randn(9, 5, dtype=torch.float64, generator=gen)
+    target = torch.randint(0, 5, (9,), generator=gen)
+    weight = torch.tensor([-3.0, 0.5, 1.0, -2.0, 0.25], dtype=torch.float64)
+    assert (weight[target].sum() < 0).item()
+    got = vocab_parallel_cross_entropy(logits, target, vocab_start=0, weight=weight)
+    assert_close(got, torch.nn.functional.cross_entropy(logits, target, weight), rtol=1e-12)

@@ -49,7 +49,7 @@ def reference(
         return ce.sum()
     counted = valid.to(z.dtype) if weight is None else weight[torch.where(valid, y2, 0)] * valid
     total = counted.sum()
-    return ce.sum() / total if total > 0 else ce.sum() * 0
+    return ce.sum() / total if total != 0 else ce.sum() * 0
 
 
 CONFIGS = {
@@ -226,11 +226,32 @@ def test_chunks_beyond_the_unshifted_range_are_computed_again_shifted(
         assert_close(a.detach().double(), b.detach(), **tolerance)
 
 
-@pytest.mark.parametrize("dtype", [torch.int8, torch.int32, torch.uint8])
-def test_any_integer_target_dtype_gives_the_int64_result(dtype: torch.dtype) -> None:
-    x, w, y, options = _problem((6, 5), 8, 97, CONFIGS["everything"], 0.0, -100, seed=2)
+@pytest.mark.parametrize(
+    ("dtype", "ignore_index", "wrapped"),
+    [(torch.uint8, -100, 156), (torch.int8, -1000, 24), (torch.int32, -100, 0)],
+)
+def test_any_integer_target_dtype_gives_the_int64_result(dtype: torch.dtype, ignore_index: int, wrapped: int) -> None:
+    # `wrapped` is ignore_index cast to the narrow dtype: a valid class, which must count.
+    x, w, y, options = _problem((6, 5), 8, 200, CONFIGS["everything"], 0.0, -100, seed=2)
+    y = y % 128  # representable in every dtype here
+    y[:, 1] = wrapped  # the first target that counts after the shift
+    options = {**options, "ignore_index": ignore_index, "reduction": "none"}
     expected = linear_cross_entropy(x, w, y, **options)
+    assert torch.all(expected[:, 0] != 0)
     assert_close(linear_cross_entropy(x, w, y.to(dtype), **options), expected, rtol=0, atol=0)
+
+
+def test_negative_class_weights_divide_by_their_sum_as_torch() -> None:
+    x, w, y, _ = _problem((9,), 6, 5, {}, 0.0, -100, seed=3)
+    weight = torch.tensor([-1.0, 0.5, 1.0, -2.0, 0.25], dtype=torch.float64)
+    assert (weight[y].sum() < 0).item()
+    assert_close(linear_cross_entropy(x, w, y, weight=weight), F.cross_entropy(x @ w.T, y, weight), rtol=1e-12)
+
+
+def test_a_hidden_size_of_zero_gives_uniform_logits() -> None:
+    y = torch.tensor([0, 4, 2])
+    got = linear_cross_entropy(torch.zeros(3, 0), torch.zeros(5, 0), y, linear_bias=torch.zeros(5))
+    assert got.item() == pytest.approx(math.log(5), rel=1e-7)
 
 
 def test_bfloat16_is_no_worse_than_torch() -> None:
@@ -329,6 +350,9 @@ def test_no_n_by_v_tensor_is_ever_alive() -> None:
         ({"chunk_size": 0}, ValueError, "chunk_size must be a positive int"),
         ({"input": torch.zeros(3), "target": torch.tensor(0), "shift": True}, ValueError, "shift=True needs input with a sequence dimension"),
         ({"z_loss": -1.0}, ValueError, "z_loss must be a finite number >= 0"),
+        ({"linear_weight": torch.zeros(0, 3)}, ValueError, "linear_weight must have at least one row"),
+        ({"logit_scale": torch.tensor(2.0, requires_grad=True)}, TypeError, "logit_scale must be a number, got a tensor that requires grad"),
+        ({"weight": torch.ones(7, requires_grad=True)}, ValueError, "weight (the class weights) must not require grad"),
     ],
 )
 def test_bad_input_gets_a_clear_error(kwargs: dict, error: type, words: str) -> None:
@@ -363,10 +387,67 @@ def test_none_reduction_recomputes_so_backward_can_run_twice() -> None:
     assert torch.equal(first, second)
 
 
-def test_gradient_flows_only_to_what_requires_it() -> None:
-    with torch.no_grad():
-        out = linear_cross_entropy(torch.randn(4, 3), torch.randn(5, 3), torch.tensor([0, 1, 2, 3]))
-    assert not out.requires_grad and math.isfinite(out.item())
+class _MatrixProducts(TorchDispatchMode):
+    """Counts the matrix products (mm and addmm, in place or not) that run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        self.count += func.overloadpacket.__name__.rstrip("_") in ("mm", "addmm")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize(
+    ("grad_mode", "needs", "products"),
+    [
+        (False, (True, True, True), 1),  # torch.no_grad(): the logits alone
+        (True, (True, False, False), 2),  # frozen head: dX only
+        (True, (False, True, True), 2),  # frozen input: dW (and db, a sum, no product)
+        (True, (True, True, True), 3),
+    ],
+)
+def test_only_the_gradients_someone_needs_are_computed(
+    grad_mode: bool, needs: tuple[bool, bool, bool], products: int, reduction: str
+) -> None:
+    gen = torch.Generator().manual_seed(5)
+    x, w, b = (torch.randn(*s, dtype=torch.float64, generator=gen) for s in ((8, 3), (11, 3), (11,)))
+    for t, need in zip((x, w, b), needs, strict=True):
+        t.requires_grad_(need)
+    y = torch.randint(0, 11, (8,), generator=gen)
+    counter = _MatrixProducts()
+    with torch.set_grad_enabled(grad_mode), counter:
+        loss = linear_cross_entropy(x, w, y, linear_bias=b, chunk_size=4, reduction=reduction).sum()
+        wanted = [t for t in (x, w, b) if t.requires_grad and grad_mode]
+        grads = torch.autograd.grad(loss, wanted) if wanted else ()
+    # Two chunks; for "none", backward computes the logits again.
+    assert counter.count == 2 * (products + (reduction == "none" and products > 1))
+    assert loss.requires_grad == grad_mode
+    if wanted:
+        expected = torch.autograd.grad(reference(x, w, y, linear_bias=b, reduction=reduction).sum(), wanted)
+        for got, want in zip(grads, expected, strict=True):
+            assert_close(got, want, rtol=1e-10)
+
+
+def test_under_autocast_the_hidden_states_may_be_lower_precision_than_the_weight() -> None:
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(6, 8, generator=gen).bfloat16().requires_grad_(True)
+    w = torch.randn(13, 8, generator=gen, requires_grad=True)
+    y = torch.randint(0, 13, (6,), generator=gen)
+    with pytest.raises(TypeError, match="outside torch.autocast"):
+        linear_cross_entropy(x, w, y)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = linear_cross_entropy(x, w, y)
+    gx, gw = torch.autograd.grad(loss, (x, w))
+    assert (gx.dtype, gw.dtype) == (torch.bfloat16, torch.float32)
+    x32 = x.detach().float().requires_grad_(True)
+    expected = F.cross_entropy(x32 @ w.T, y)
+    assert_close(loss, expected, rtol=1e-6)
+    ex, ew = torch.autograd.grad(expected, (x32, w))
+    assert_close(gw, ew, rtol=1e-5, atol=1e-7)
+    assert_close(gx.float(), ex.bfloat16().float(), rtol=0, atol=0)
 
 
 def test_stat_shapes_follow_the_shifted_target() -> None:

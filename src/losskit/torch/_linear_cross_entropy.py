@@ -66,6 +66,7 @@ class _Config(NamedTuple):
     logit_scale: float
     chunk_rows: int
     want_stats: bool
+    needs_grad: tuple[bool, bool, bool]  # of input, weight and bias: the products to run
 
 
 def _default_chunk_rows(n_rows: int, hidden: int, vocab: int, itemsize: int) -> int:
@@ -143,11 +144,14 @@ def shifted_exp(
     for block in blocks[1:]:
         torch.maximum(acc[: len(block)], block, out=acc[: len(block)])
     peak = acc.amax(0)
-    picked = out.gather(0, index[None, :]).squeeze(0) - peak
+    # A column of -inf alone (a rank's slice of masked classes) is shifted by 0, not by -inf,
+    # so that its exponentials are 0, not NaN; its peak stays -inf, for the ranks' maximum.
+    shift = torch.where(peak == -math.inf, 0.0, peak)
+    picked = out.gather(0, index[None, :]).squeeze(0) - shift
     dot = None if coef is None else out.new_zeros(n)
     acc.zero_()
     for c, block in zip(range(0, classes, step), blocks, strict=True):
-        block.sub_(peak)
+        block.sub_(shift)
         if dot is not None:  # after the shift, so that the dot product does not cancel
             dot.addmv_(block.t(), coef[c : c + step])
         acc[: len(block)].add_(block.exp2_() if in_bits else block.exp_())
@@ -340,14 +344,16 @@ def _walk(
         if cfg.softcap is not None:  # through softcap * tanh(z / softcap): times 1 - tanh^2
             g.mul_(t.mul_(t).neg_().add_(1))
         dx, dw, db = grads
-        torch.addmm(dx[start:stop], g.t(), w, beta=0, alpha=s, out=dx[start:stop])
+        if dx is not None:
+            torch.addmm(dx[start:stop], g.t(), w, beta=0, alpha=s, out=dx[start:stop])
         # The first chunk writes dW and db, later ones add to them: no zero fill, one pass less
         # over a weight-sized gradient (beta=0 ignores the uninitialised memory, NaN included).
         first = start == 0
-        dw.addmm_(g, xc, beta=0 if first else 1, alpha=s)
+        if dw is not None:
+            dw.addmm_(g, xc, beta=0 if first else 1, alpha=s)
         if db is not None:
             torch.mul(g.sum(1), s, out=db) if first else db.add_(g.sum(1), alpha=s)
-    if grads is not None:
+    if grads is not None and grads[0] is not None:
         vocabulary.reduce_input_grad(grads[0])
     return loss, lse, entropy, hits
 
@@ -379,11 +385,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
             else target_weight.sum()
         )
         # 1 / denominator for "mean", 0 when every token is ignored: no division by zero.
-        inverse = torch.where(denominator > 0, 1 / denominator, torch.zeros_like(denominator))
+        inverse = torch.where(denominator != 0, 1 / denominator, torch.zeros_like(denominator))
         scale = inverse if cfg.reduction == "mean" else torch.ones_like(inverse)
         grads, upstream = None, None
-        if cfg.reduction != "none" and any(ctx.needs_input_grad[:3]):
-            grads = _new_grads(xc, wc, bc)
+        if cfg.reduction != "none" and any(cfg.needs_grad):
+            grads = _new_grads(xc, wc, bc, cfg.needs_grad)
             upstream = scale.expand(n)
         loss, lse, entropy, hits = _walk(xc, wc, bc, labels, terms, cfg, vocabulary, upstream, grads)
         ctx.cfg, ctx.vocabulary = cfg, vocabulary
@@ -403,12 +409,11 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_value: Tensor, *unused: Any) -> tuple[Any, ...]:
         cfg = ctx.cfg
-        x_dtype, w_dtype, b_dtype = ctx.dtypes
         if cfg.reduction == "none":  # recompute, folding each token's upstream gradient in
             xc, wc, bc, labels, target_weight, cw = ctx.saved_tensors
             total = ctx.vocabulary.total
             terms = ClassCrossEntropy(total, target_weight, cw, cfg.smoothing, cfg.z_loss)
-            grads = _new_grads(xc, wc, bc)
+            grads = _new_grads(xc, wc, bc, ctx.needs_input_grad[:3])
             no_stats = cfg._replace(want_stats=False)
             _walk(xc, wc, bc, labels, terms, no_stats, ctx.vocabulary, grad_value.to(xc.dtype), grads)
             scale = None
@@ -423,15 +428,20 @@ class _LinearCrossEntropy(torch.autograd.Function):
             # place unless the upstream gradient is exactly 1, as it is for loss.backward().
             grads, ctx.grads = ctx.grads, None
             scale = None if bool(grad_value == 1) else grad_value
-        dx, dw, db = (None if g is None else (g if scale is None else g.mul_(scale)) for g in grads)
-        db = None if db is None else db.to(b_dtype)
-        return dx.to(x_dtype), dw.to(w_dtype), db, None, None, None, None
+        dx, dw, db = (
+            None if g is None else (g if scale is None else g.mul_(scale)).to(dtype)
+            for g, dtype in zip(grads, ctx.dtypes, strict=True)
+        )
+        return dx, dw, db, None, None, None, None
 
 
-def _new_grads(x: Tensor, w: Tensor, b: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
-    # The walk writes every element when there is a token; with none, the gradients are zero.
+def _new_grads(
+    x: Tensor, w: Tensor, b: Tensor | None, needed: tuple[bool, bool, bool]
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    # Only the gradients someone needs: each costs a matrix product per chunk. The walk
+    # writes every element when there is a token; with none, the gradients are zero.
     new = torch.empty_like if x.shape[0] > 0 else torch.zeros_like
-    return torch.empty_like(x), new(w), None if b is None else new(b)
+    return tuple(new(t) if t is not None and need else None for t, need in zip((x, w, b), needed, strict=True))
 
 
 def _check(condition: bool, error: type[Exception], message: str) -> None:
@@ -439,10 +449,20 @@ def _check(condition: bool, error: type[Exception], message: str) -> None:
         raise error(f"linear_cross_entropy: {message}")
 
 
+def _number(name: str, value: Any) -> float:
+    # An option as a Python float; a tensor that requires grad would silently get none.
+    _check(
+        not (isinstance(value, Tensor) and value.requires_grad),
+        TypeError,
+        f"{name} must be a number, got a tensor that requires grad (it would get no gradient)",
+    )
+    return float(value)
+
+
 def _positive_or_none(name: str, value: object) -> float | None:
     if value is None:
         return None
-    v = float(value)  # type: ignore[arg-type]
+    v = _number(name, value)
     _check(math.isfinite(v) and v > 0, ValueError, f"{name} must be None or a finite number > 0, got {v:g}")
     return v
 
@@ -483,7 +503,8 @@ def linear_cross_entropy(
     input : Tensor, shape ``(..., H)``
         Hidden states.
     linear_weight : Tensor, shape ``(V, H)``
-        The output layer's weight (the language-model head), same dtype as ``input``.
+        The output layer's weight (the language-model head), same dtype as ``input``
+        (under ``torch.autocast`` ``input`` may come in a lower precision).
     target : Tensor of int, shape ``(...)``
         Class indices, shaped like ``input`` without its last dimension.
     linear_bias : Tensor, shape ``(V,)``, optional
@@ -530,7 +551,9 @@ def linear_cross_entropy(
     pass (6 N H V flops) and backward only rescales; for ``"none"`` backward recomputes the
     chunks with each token's upstream gradient. Nothing larger than one chunk of logits is
     ever allocated (all ``N`` rows only when they fit the chunk budget, i.e. for small
-    ``N``), and the results do not depend on the chunk size beyond rounding.
+    ``N``), and the results do not depend on the chunk size beyond rounding. Only the
+    gradients that autograd will ask for are computed: under ``torch.no_grad()`` one product
+    per chunk instead of three, with a frozen head (or frozen input) two.
 
     The exponentials need no shift by each token's maximum (two passes fewer over the
     chunk) while every token's sum of them stays within ``[2^-100, 2^100]`` in float32
@@ -582,14 +605,15 @@ class _Tokens(NamedTuple):
 
     @staticmethod
     def gather(fn: str, input: Tensor, target: Tensor, ignore_index: int, shift: bool, vocab: int) -> _Tokens:
-        hidden = input.shape[-1]
-        x_flat = input.reshape(-1, hidden)
+        x_flat = input.reshape(math.prod(input.shape[:-1]), input.shape[-1])
         positions = torch.arange(x_flat.shape[0], device=input.device).reshape(input.shape[:-1])
         if shift:
             positions, target = positions[..., :-1], target[..., 1:]
-        labels, positions = target.reshape(-1), positions.reshape(-1)
+        # In int64 before comparing: in a narrow dtype ignore_index would wrap (-100 as uint8
+        # is 156, a valid class); int64 is also what gather and scatter index with.
+        labels, positions = target.reshape(-1).long(), positions.reshape(-1)
         kept = (labels != ignore_index).nonzero().squeeze(1)
-        labels, rows = labels[kept].long(), positions[kept]  # gather and scatter index in int64
+        labels, rows = labels[kept], positions[kept]
         if labels.numel():
             low, high = int(labels.min()), int(labels.max())
             if low < 0 or high >= vocab:
@@ -635,10 +659,15 @@ def _validate(
         f"linear_weight must have shape (V, {input.shape[-1]}) for input of shape "
         f"{tuple(input.shape)}, got {tuple(linear_weight.shape)}",
     )
+    _check(linear_weight.shape[0] > 0, ValueError, "linear_weight must have at least one row (class), got 0")
+    # Under autocast the hidden states may come in a lower precision than the weight; the
+    # chunks are computed in float32 either way.
     _check(
-        linear_weight.dtype == input.dtype,
+        linear_weight.dtype == input.dtype
+        or (linear_weight.is_floating_point() and torch.is_autocast_enabled(input.device.type)),
         TypeError,
-        f"linear_weight must have the input's dtype {input.dtype}, got {linear_weight.dtype}",
+        f"linear_weight must have the input's dtype {input.dtype} (outside torch.autocast), "
+        f"got {linear_weight.dtype}",
     )
     _check(
         not target.is_floating_point() and target.dtype != torch.bool,
@@ -657,16 +686,21 @@ def _validate(
             _check(isinstance(t, Tensor), TypeError, f"{name} must be a torch.Tensor, got {type(t).__name__}")
             _check(tuple(t.shape) == (vocab,), ValueError, f"{name} must have shape ({vocab},), got {tuple(t.shape)}")
     _check(
+        weight is None or not weight.requires_grad,
+        ValueError,
+        "weight (the class weights) must not require grad: linear_cross_entropy gives them no gradient",
+    )
+    _check(
         isinstance(ignore_index, int) and not isinstance(ignore_index, bool),
         TypeError,
         f"ignore_index must be an int, got {type(ignore_index).__name__}",
     )
     reduction = resolve_reduction("linear_cross_entropy", reduction)
-    smoothing = float(label_smoothing)
+    smoothing = _number("label_smoothing", label_smoothing)
     _check(0 <= smoothing <= 1, ValueError, f"label_smoothing must be in [0, 1], got {smoothing:g}")
-    zeta = float(z_loss)
+    zeta = _number("z_loss", z_loss)
     _check(0 <= zeta < math.inf, ValueError, f"z_loss must be a finite number >= 0, got {zeta:g}")
-    scale = float(logit_scale)
+    scale = _number("logit_scale", logit_scale)
     _check(math.isfinite(scale) and scale != 0, ValueError, f"logit_scale must be finite and nonzero, got {scale:g}")
     _check(isinstance(shift, bool), TypeError, f"shift must be a bool, got {type(shift).__name__}")
     _check(not shift or input.ndim >= 2, ValueError, "shift=True needs input with a sequence dimension, (..., T, H)")
@@ -678,4 +712,8 @@ def _validate(
             f"chunk_size must be a positive int, got {chunk_size!r}",
         )
         rows = chunk_size
-    return _Config(reduction, smoothing, zeta, _positive_or_none("softcap", softcap), scale, rows, bool(return_stats))
+    # The gradients to compute: none under torch.no_grad(), none for tensors that need none.
+    grad = torch.is_grad_enabled()
+    needs = tuple(grad and t is not None and t.requires_grad for t in (input, linear_weight, linear_bias))
+    softcap = _positive_or_none("softcap", softcap)
+    return _Config(reduction, smoothing, zeta, softcap, scale, rows, bool(return_stats), needs)  # type: ignore[arg-type]

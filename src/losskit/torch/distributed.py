@@ -323,7 +323,7 @@ def vocab_parallel_linear_cross_entropy(
     signature = _signature(
         *input.shape, input.dtype == torch.float64, linear_bias is None, weight is None, ignore_index,
         cfg.reduction, cfg.smoothing, cfg.z_loss, cfg.softcap, cfg.logit_scale, shift, return_stats,
-        chunk_size,
+        chunk_size, cfg.needs_grad[0],  # the input's gradient is all-reduced: by every rank or none
     )
     setup = _setup(
         fn, group, vocab_start, local_linear_weight.shape[0], target, weight, cfg.smoothing, cdt, signature, validate
@@ -363,6 +363,7 @@ class _LogitsConfig(NamedTuple):
     reduction: str
     smoothing: float
     z_loss: float
+    needs_grad: bool
 
 
 class _VocabParallelLogits(torch.autograd.Function):
@@ -386,10 +387,10 @@ class _VocabParallelLogits(torch.autograd.Function):
         terms = ClassCrossEntropy(setup.shard.vocab, target_weight, cw, cfg.smoothing, cfg.z_loss)
         counted = valid.to(cdt) if target_weight is None else target_weight
         denominator = counted.sum()
-        inverse = torch.where(denominator > 0, 1 / denominator, torch.zeros_like(denominator))
+        inverse = torch.where(denominator != 0, 1 / denominator, torch.zeros_like(denominator))
         scale = inverse if cfg.reduction == "mean" else torch.ones_like(inverse)
         upstream = out = None
-        if cfg.reduction != "none" and ctx.needs_input_grad[0]:
+        if cfg.reduction != "none" and cfg.needs_grad:
             upstream, out = scale * valid, torch.empty_like(z)
         result = _logits_pass(setup, z, labels, terms, upstream, out)
         per_token = torch.where(valid, result.loss, 0)
@@ -518,5 +519,6 @@ def vocab_parallel_cross_entropy(
         if low < 0 or high >= setup.shard.vocab:
             raise TargetIndexError(class_index_message(fn, low if low < 0 else high, setup.shard.vocab, ignore_index))
     z = local_logits.reshape(-1, local_logits.shape[-1])
-    value = _VocabParallelLogits.apply(z, labels, weight, ignore_index, _LogitsConfig(reduction, smoothing, zeta), setup)
+    cfg = _LogitsConfig(reduction, smoothing, zeta, torch.is_grad_enabled() and local_logits.requires_grad)
+    value = _VocabParallelLogits.apply(z, labels, weight, ignore_index, cfg, setup)
     return value.reshape(target.shape) if reduction == "none" else value
