@@ -20,12 +20,37 @@ def test_modules_are_thin_holders() -> None:
     restored.load_state_dict(criterion.state_dict())
     assert torch.equal(restored.weight, class_weight)
 
-    head = LinearCrossEntropyHead(8, 23, bias=True, dtype=torch.float64, label_smoothing=0.1)
-    linear = torch.nn.Linear(8, 23, bias=True, dtype=torch.float64)
-    head.load_state_dict(linear.state_dict())  # a drop-in: the same parameter names
+    # A drop-in for nn.Linear with its defaults: the same state_dict keys either way (the
+    # class weights stay out of it).
+    head = LinearCrossEntropyHead(8, 23, dtype=torch.float64, label_smoothing=0.1, class_weight=class_weight)
+    linear = torch.nn.Linear(8, 23, dtype=torch.float64)
+    head.load_state_dict(linear.state_dict())
+    linear.load_state_dict(head.state_dict())
     assert torch.equal(head(x), linear(x))
-    expected = linear_cross_entropy(x, linear.weight, y, linear_bias=linear.bias, label_smoothing=0.1)
+    expected = linear_cross_entropy(
+        x, linear.weight, y, linear_bias=linear.bias, weight=class_weight, label_smoothing=0.1
+    )
     assert torch.allclose(head(x, y), expected, rtol=1e-12)
+
+
+def test_modules_show_the_options_that_differ_from_the_defaults() -> None:
+    assert repr(LinearCrossEntropyLoss(z_loss=1e-4, reduction="sum")) == "LinearCrossEntropyLoss(reduction='sum', z_loss=0.0001)"
+    head = LinearCrossEntropyHead(4, 9, bias=False, softcap=30.0)
+    assert repr(head) == "LinearCrossEntropyHead(in_features=4, out_features=9, bias=False, softcap=30.0)"
+
+
+def test_the_head_takes_lower_precision_hidden_states_under_autocast() -> None:
+    gen = torch.Generator().manual_seed(3)
+    head = LinearCrossEntropyHead(8, 13)
+    hidden, y = torch.randn(2, 5, 8, generator=gen), torch.randint(0, 13, (2, 5), generator=gen)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = torch.nn.Linear(8, 8)(hidden)
+        assert low.dtype == torch.bfloat16
+        loss = head(low, y)
+    loss.backward()
+    assert head.weight.grad is not None and head.weight.grad.dtype == torch.float32
+    expected = linear_cross_entropy(low.detach().float(), head.weight, y, linear_bias=head.bias)
+    assert torch.allclose(loss, expected, rtol=1e-6)
 
 
 # ------------------------------------------------------- a module for every losskit loss

@@ -301,15 +301,20 @@ class _LinearCrossEntropyOptions(nn.Module):
     """Stores the options of :func:`linear_cross_entropy`; class weights in a buffer."""
 
     _class_weight = "weight"  # the buffer's name
+    _class_weight_persistent = True  # in the state_dict
 
     def _store(self, class_weight: Tensor | None, options: dict[str, Any]) -> None:
         unknown = set(options) - set(_DEFAULTS)
         if unknown:
             msg = f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
             raise TypeError(msg)
-        self.register_buffer(self._class_weight, class_weight)
+        self.register_buffer(self._class_weight, class_weight, persistent=self._class_weight_persistent)
         for name, default in _DEFAULTS.items():
             setattr(self, name, options.get(name, default))
+
+    def extra_repr(self) -> str:
+        # The options that differ from the function's defaults.
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k, v in _DEFAULTS.items() if getattr(self, k) != v)
 
     def loss_options(self) -> dict[str, Any]:
         """The keyword options this module passes to :func:`linear_cross_entropy`."""
@@ -347,17 +352,23 @@ class LinearCrossEntropyLoss(_LinearCrossEntropyOptions):
 class LinearCrossEntropyHead(nn.Linear, _LinearCrossEntropyOptions):
     """An ``nn.Linear`` language-model head that returns the loss when given targets.
 
-    A drop-in for the ``nn.Linear(hidden, vocab)`` it replaces: same ``weight``, ``bias``,
-    initialisation and ``state_dict`` keys. ``head(hidden)`` returns the logits;
-    ``head(hidden, target)`` returns :func:`linear_cross_entropy` without forming them.
-    Because the head itself runs, wrappers such as FSDP see its hooks fire and gather its
-    weight. Loss options are keywords; per-class weights go in ``class_weight`` (a buffer).
+    A drop-in for the ``nn.Linear(hidden, vocab, bias=...)`` it replaces: the same
+    arguments and defaults (language-model heads usually pass ``bias=False``), ``weight``,
+    ``bias``, initialisation and ``state_dict`` keys, so either loads the other's
+    checkpoints. ``head(hidden)`` returns the logits; ``head(hidden, target)`` returns
+    :func:`linear_cross_entropy` without forming them. Because the head itself runs,
+    wrappers such as FSDP see its hooks fire and gather its weight. Loss options are
+    keywords; per-class weights go in ``class_weight``, a buffer kept out of the
+    ``state_dict``. Under ``torch.autocast`` the hidden states may come in a lower precision
+    than the weight.
 
     Examples
     --------
     >>> import torch
     >>> from losskit.torch import LinearCrossEntropyHead
-    >>> head = LinearCrossEntropyHead(16, 1000, label_smoothing=0.1)
+    >>> head = LinearCrossEntropyHead(16, 1000, bias=False, label_smoothing=0.1)
+    >>> head
+    LinearCrossEntropyHead(in_features=16, out_features=1000, bias=False, label_smoothing=0.1)
     >>> hidden, labels = torch.randn(2, 5, 16), torch.randint(0, 1000, (2, 5))
     >>> head(hidden).shape
     torch.Size([2, 5, 1000])
@@ -365,12 +376,13 @@ class LinearCrossEntropyHead(nn.Linear, _LinearCrossEntropyOptions):
     """
 
     _class_weight = "class_weight"
+    _class_weight_persistent = False  # nn.Linear's state_dict keys
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        bias: bool = False,
+        bias: bool = True,
         device: Any = None,
         dtype: Any = None,
         *,
@@ -379,6 +391,9 @@ class LinearCrossEntropyHead(nn.Linear, _LinearCrossEntropyOptions):
     ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._store(class_weight, options)
+
+    def extra_repr(self) -> str:
+        return ", ".join(filter(None, (nn.Linear.extra_repr(self), _LinearCrossEntropyOptions.extra_repr(self))))
 
     def forward(  # type: ignore[override]
         self, input: Tensor, target: Tensor | None = None
