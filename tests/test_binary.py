@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from _support import assert_close
+from _support import assert_close, torch_tensor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -52,6 +54,43 @@ def test_bce_clamp_in_float32() -> None:
     out = lk.binary_cross_entropy(np.array([1e-44, 1e-40], np.float32), np.ones(2, np.float32), reduction="none")
     assert out.dtype == np.float32
     assert_close(out, np.array([100.0, 92.103409]), rtol=1e-6)
+
+
+# Probabilities at and next to 0 and 1, where PyTorch's gradient (x - y) / max(x (1 - x), eps)
+# switches to eps = 1e-12, and below exp(-100), where the value's log is clamped.
+EDGE_P = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1e-50, 1e-50, 1e-13, 1 - 1e-13, 0.3, 0.5])
+EDGE_Y = np.array([0.0, 1.0, 1.0, 0.0, 0.5, 1.0, 0.0, 1.0, 0.5, 1.0, 0.0])
+
+
+def test_bce_autograd_at_saturated_probabilities_is_torchs_gradient() -> None:
+    w = np.linspace(0.5, 1.5, EDGE_P.size)
+    x, y = torch_tensor(EDGE_P, requires_grad=True), torch_tensor(EDGE_Y, requires_grad=True)
+    expected = F.binary_cross_entropy(x, y, weight=torch_tensor(w), reduction="sum")
+    expected_dx, expected_dy = torch.autograd.grad(expected, (x, y))
+    ours = lk.binary_cross_entropy(x, y, weight=torch_tensor(w), reduction="sum")
+    assert_close(ours, expected, rtol=1e-15)  # the -100 clamp of the value is kept
+    torch_dx, torch_dy = torch.autograd.grad(ours, (x, y))
+    jax_dx = jax.grad(lambda a: lk.binary_cross_entropy(a, jnp.asarray(EDGE_Y), weight=jnp.asarray(w), reduction="sum"))
+    _, numpy_dx = lk.value_and_grad(lk.binary_cross_entropy)(EDGE_P, EDGE_Y, weight=w, reduction="sum")
+    for dx in (torch_dx, np.asarray(jax_dx(jnp.asarray(EDGE_P))), numpy_dx):
+        assert_close(dx, expected_dx, rtol=1e-12)
+    # The target's gradient comes from the clamped logs: PyTorch's where they are not clamped,
+    # +-100 where PyTorch's unclamped log(1 - x) - log(x) is beyond (infinite at 0 and 1).
+    expected_dy, torch_dy = expected_dy.numpy(), torch_dy.numpy()
+    beyond = np.abs(expected_dy) > 100 * w
+    assert_close(torch_dy[~beyond], expected_dy[~beyond], rtol=1e-12)
+    assert_close(torch_dy[beyond], 100 * np.sign(expected_dy[beyond]) * w[beyond], rtol=1e-15)
+
+
+def test_bce_autograd_hand_values() -> None:
+    # -1/x for y = 1 inside; 0 where x = y = 0 or 1, by PyTorch's (x - y) / max(x (1 - x), eps)
+    x = torch.tensor([0.0, 1.0, 0.3], dtype=torch.float64, requires_grad=True)
+    lk.binary_cross_entropy(x, torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64), reduction="sum").backward()
+    assert_close(x.grad, np.array([0.0, 0.0, -1 / 0.3]), rtol=1e-15)
+    # a float32 sigmoid saturates to exactly 1 and 0
+    z = torch.tensor([20.0, -120.0], requires_grad=True)
+    lk.binary_cross_entropy(torch.sigmoid(z), torch.tensor([1.0, 0.0])).backward()
+    assert torch.equal(z.grad, torch.zeros(2))
 
 
 @pytest.mark.parametrize(

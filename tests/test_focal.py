@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from _references import focal_loss as reference_focal
 from _references import sigmoid_focal_loss as torchvision_focal
-from _support import assert_close
+from _support import assert_close, torch_tensor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -89,6 +92,36 @@ def test_multiclass_gradients_stay_finite_at_saturated_logits(dtype: torch.dtype
     out = lk.focal_loss(x, torch.tensor([0, 2]), gamma=gamma)
     out.backward()
     assert torch.isfinite(out) and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_multiclass_gradient_is_zero_where_every_other_class_is_minus_inf(gamma: float) -> None:
+    # Row 0 has p_y = 1 exactly: its loss is 0 for every finite logit, so is its gradient.
+    x = np.array([[3.0, -np.inf, -np.inf], [1.0, 2.0, -np.inf], [0.5, -1.0, 2.0]])
+    t = np.array([0, 1, 2])
+    rest = torch_tensor(x[1:], requires_grad=True)
+    expected = reference_focal(rest, torch.from_numpy(t[1:]), gamma=gamma, reduction="sum")
+    (rest_grad,) = torch.autograd.grad(expected, rest)
+    expected_grad = np.concatenate([np.zeros((1, 3)), rest_grad.numpy()])
+    options = {"gamma": gamma, "reduction": "sum"}
+    xt = torch_tensor(x, requires_grad=True)
+    value = lk.focal_loss(xt, torch.from_numpy(t), **options)
+    assert_close(value.detach(), expected.detach(), rtol=1e-12)
+    value.backward()
+    jax_grad = jax.grad(lambda a: lk.focal_loss(a, jnp.asarray(t), **options))(jnp.asarray(x))
+    _, numpy_grad = lk.value_and_grad(lk.focal_loss)(x, t, **options)
+    for grad in (xt.grad, np.asarray(jax_grad), numpy_grad):
+        assert_close(grad, expected_grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_multiclass_single_class_has_zero_loss_and_gradient(gamma: float) -> None:
+    x = torch.randn(4, 1, dtype=torch.float64, requires_grad=True)
+    t = torch.zeros(4, dtype=torch.int64)
+    lk.focal_loss(x, t, gamma=gamma).backward()
+    assert torch.equal(x.grad, torch.zeros(4, 1, dtype=torch.float64))
+    value, grad = lk.value_and_grad(lk.focal_loss)(x.detach().numpy(), t.numpy(), gamma=gamma)
+    assert float(value) == 0 and np.array_equal(grad, np.zeros((4, 1)))
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from ._lib._checks import (
     paired_floats,
     unit_number,
 )
-from ._lib._compat import Array, namespace
+from ._lib._compat import Array, namespace, stop_gradient
 from ._lib._numerics import binary_logit_loss, log_sigmoid
 from ._lib._reduction import resolve_reduction
 
@@ -79,9 +79,15 @@ def binary_cross_entropy(
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     check_in_unit_interval(fn, "input", x, xp)
     check_in_unit_interval(fn, "target", y, xp)
-    log_x = xp.clip(xp.log(x), min=-100.0)
-    log_1mx = xp.clip(xp.log1p(-x), min=-100.0)
-    per_position = -(y * log_x + (1 - y) * log_1mx)
+    # Autograd must not meet log(0) (0 * inf) at x = 0 or 1. Where x (1 - x) < eps PyTorch's
+    # gradient is (x - y) / eps: there the logs see a constant x and the zero term x - x_safe
+    # carries that slope (elsewhere 0, lest the slope cancel the logs' gradient inexactly).
+    edge = x * (1 - x) < _BCE_GRAD_EPS
+    x_safe = xp.where(edge, stop_gradient(x), x)
+    log_x = xp.clip(xp.log(x_safe), min=-100.0)
+    log_1mx = xp.clip(xp.log1p(-x_safe), min=-100.0)
+    slope = xp.where(edge, (x - y) / _BCE_GRAD_EPS, xp.zeros_like(x))
+    per_position = (x - x_safe) * slope - (y * log_x + (1 - y) * log_1mx)
     w = broadcast_option(fn, "weight", weight, y, xp)
     value, u = weigh_and_reduce(fn, per_position, w, reduction, vjp, xp)
     grads = {}

@@ -195,7 +195,8 @@ def focal_loss(
     classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
     num_classes = classes.num_classes
     if alpha is not None and not hasattr(alpha, "shape") and not isinstance(alpha, (list, tuple)):
-        alpha = [number(fn, "alpha", alpha)] * num_classes  # a scalar: the same for every class
+        # a scalar: the same for every class (as an array, which torch.compile traces quietly)
+        alpha = xp.full((num_classes,), number(fn, "alpha", alpha), dtype=x.dtype, device=device(x))
     w = check_class_weight(fn, "alpha", alpha, num_classes, xp, dtype=x.dtype, like=x)
     lowest = None if w is None else concrete_float(xp.min(w))
     if lowest is not None and not lowest >= 0:
@@ -208,10 +209,15 @@ def focal_loss(
     is_target = along_axis(xp.arange(num_classes, device=device(x)), axis, x.ndim, xp) == index
     modulation = None
     if g != 0:
-        # log(1 - p_y) = logsumexp over the other classes - logsumexp over all of them
+        # log(1 - p_y) = logsumexp over the other classes - logsumexp over all of them. With no
+        # other class left (all -inf, or C = 1) p_y = 1: (1 - p_y)^g is 0 with gradient 0, and
+        # the row reads zeros instead, lest both gradients meet exp(-inf - -inf).
         others = xp.where(is_target, xp.full_like(t, -xp.inf), t)
+        none_left = xp.max(others, axis=axis, keepdims=True) == -xp.inf
+        others = xp.where(none_left, xp.zeros_like(t), others)
         log_others = _numerics.logsumexp(others, axis=axis, keepdims=True, xp=xp)
-        modulation = xp.exp(g * xp.squeeze(log_others - log_norm, axis=axis))
+        log_1mp = xp.where(none_left, xp.full_like(log_norm, -xp.inf), log_others - log_norm)
+        modulation = xp.exp(g * xp.squeeze(log_1mp, axis=axis))
     per_position = -log_p if modulation is None else -modulation * log_p
     target_weight = None if w is None else take_class(w, classes.index, xp=xp)
     if target_weight is not None:
