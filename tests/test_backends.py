@@ -4,6 +4,8 @@ equal to PyTorch's gradients of its own losses."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,6 +54,26 @@ def test_torch_autograd_flows_through(case: Case) -> None:
     out = getattr(lk, case.loss)(leaf, *rest, **options)
     (out * torch.from_numpy(_upstream(tuple(out.shape)))).sum().backward()
     assert_close(leaf.grad, expected, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", DIFFERENTIABLE[::2], ids=lambda c: c.id)
+def test_torch_vmap_gives_per_sample_values_and_gradients(case: Case) -> None:
+    scales = (1.0, 0.5, 0.25)  # one input per sample; the other arrays repeat
+    inputs = torch.from_numpy(np.stack([s * case.arrays[0] for s in scales]))
+    rest = [torch.from_numpy(np.stack([a] * len(scales))) for a in case.arrays[1:]]
+    options = {k: torch.from_numpy(np.asarray(v)) if isinstance(v, np.ndarray) else v for k, v in case.options.items()}
+    fn = getattr(lk, case.loss)
+
+    def objective(x: torch.Tensor, *r: torch.Tensor) -> torch.Tensor:
+        out = fn(x, *r, **options)
+        return (out * torch.from_numpy(_upstream(tuple(out.shape)))).sum()
+
+    values = torch.func.vmap(lambda x, *r: fn(x, *r, **options))(inputs, *rest)
+    grads = torch.func.vmap(torch.func.grad(objective))(inputs, *rest)
+    for i, s in enumerate(scales):
+        sample = dataclasses.replace(case, arrays=(s * case.arrays[0], *case.arrays[1:]))
+        assert_close(values[i], sample.reference()[0].numpy(), rtol=1e-9)
+        assert_close(grads[i], _torch_gradient(sample), rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize("case", DIFFERENTIABLE[::2], ids=lambda c: c.id)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.stats
+import torch
 from _support import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,3 +70,9 @@ def test_invalid_base(base: float) -> None:
 def test_integer_probabilities_are_refused() -> None:
     with pytest.raises(TypeError, match="p must have a floating-point dtype"):
         entropy(np.array([1, 0]))
+
+
+def test_torch_compile_traces_entropy_in_one_graph() -> None:
+    p = np.random.default_rng(3).dirichlet(np.ones(5), 4)
+    compiled = torch.compile(lambda a: entropy(a) * 2, backend="eager", fullgraph=True)
+    assert_close(compiled(torch.from_numpy(p)), 2 * scipy.stats.entropy(p, axis=-1), rtol=1e-12)

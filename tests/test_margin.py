@@ -291,6 +291,18 @@ def test_transforms_mark_only_target_rows_and_have_exact_vjps(fn: Any, options: 
     assert_close(grad, ct.grad, rtol=1e-10)
 
 
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_transforms_take_uint8_targets(backend: str) -> None:
+    # 200 classes: the default ignore_index -100 must not wrap to class 156 in uint8.
+    cos = np.tanh(np.random.default_rng(5).standard_normal((3, 200)))
+    y = np.array([156, 0, 199])
+    expected = cos.copy()
+    expected[np.arange(3), y] -= 0.35
+    b = BACKENDS[backend]
+    out = lk.additive_cosine_margin(b.asarray(cos), b.asarray(y.astype(np.uint8)), scale=2.0)
+    assert_close(b.to_numpy(out), 2.0 * expected, rtol=1e-12)
+
+
 # ------------------------------------------------------------------ numerics at the edges
 
 

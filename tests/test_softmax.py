@@ -45,6 +45,17 @@ def test_logsumexp_edge_values_match_torch() -> None:
     assert float(lk.logsumexp(np.zeros((3, 0)), 1)[0]) == -math.inf
 
 
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_logsumexp_over_an_empty_dim_stays_in_the_graph(keepdim: bool) -> None:
+    x = torch.zeros((3, 0), dtype=torch.float64, requires_grad=True)
+    expected = torch.logsumexp(x, 1, keepdim=keepdim)
+    out = lk.logsumexp(x, 1, keepdim)
+    assert out.requires_grad and expected.requires_grad
+    assert_close(out, expected, rtol=0)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.shape == (3, 0)
+
+
 def test_zero_dimensional_and_empty_inputs() -> None:
     assert float(lk.softmax(np.array(3.0))) == 1.0
     assert float(lk.log_softmax(np.array(3.0), -1)) == 0.0
@@ -82,6 +93,7 @@ def test_half_precision_rounds_the_float32_result() -> None:
         (lambda: lk.softmax(np.zeros((2, 3)), 2), ValueError, "dim=2 is out of range for input with 2 dimensions (valid: -2..1)"),
         (lambda: lk.log_softmax(np.zeros(3, dtype=np.int64)), TypeError, "input must have a floating-point dtype, got int64"),
         (lambda: lk.logsumexp(np.zeros(3), 0.5), TypeError, "dim must be an int, got float"),
+        (lambda: lk.softmax(np.zeros(3), True), TypeError, "dim must be an int, got bool"),
         (lambda: lk.logsumexp(np.zeros(3), 0, 1), TypeError, "keepdim must be a bool, got int"),
     ],
 )

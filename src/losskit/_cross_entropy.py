@@ -11,6 +11,7 @@ from ._lib._checks import (
     check_floating,
     class_axis,
     class_index_target,
+    integer,
     shape_of,
     unit_number,
 )
@@ -173,7 +174,8 @@ def _probability_target_cross_entropy(
             f"{shape_of(input)}, and class indices need an integer dtype and shape {expected}"
         )
         raise ValueError(msg)
-    if isinstance(ignore_index, int) and not isinstance(ignore_index, bool) and ignore_index >= 0:
+    ignore_index = integer(fn, "ignore_index", ignore_index)
+    if ignore_index >= 0:
         msg = (
             f"{fn}: ignore_index={ignore_index} applies to class-index targets only; "
             "with class-probability targets (target shaped like input) leave it negative"

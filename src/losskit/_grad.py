@@ -8,10 +8,9 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from ._lib._autodiff import VJP, rule_of
 from ._lib._compat import Array
+from ._lib._numerics import quiet_floating_point
 
 __all__ = ["value_and_grad"]
 
@@ -82,10 +81,11 @@ def value_and_grad(
         )
         raise ValueError(msg)
 
+    impl = quiet_floating_point(rule.impl)
+
     @functools.wraps(loss_fn)
     def value_and_gradient(*args: Any, grad_output: Any = None, **kwargs: Any) -> tuple[Array, Any]:
-        with np.errstate(all="ignore"):
-            value, grads = rule.impl(*args, vjp=VJP(grad_output, wrt), **kwargs)
+        value, grads = impl(*args, vjp=VJP(grad_output, wrt), **kwargs)
         return value, (grads[0] if isinstance(argnums, int) else grads)
 
     signature = inspect.signature(loss_fn)

@@ -21,8 +21,8 @@ from typing import NamedTuple
 
 from ._cross_entropy import cross_entropy
 from ._lib._autodiff import VJP, Result, finish, loss, rule_of, upstream
-from ._lib._checks import check_floating, class_index_target, finite_number, shape_of
-from ._lib._compat import Array, device, namespace, stop_gradient
+from ._lib._checks import check_floating, class_index_target, finite_number, integer, shape_of
+from ._lib._compat import Array, device, index_dtype, namespace, stop_gradient
 from ._lib._numerics import compute_dtype
 
 __all__ = [
@@ -172,7 +172,9 @@ def _transform(
         raise ValueError(msg)
     c = xp.astype(cosine, compute_dtype(xp, cosine.dtype), copy=False)
     if xp.isdtype(target.dtype, "integral"):  # -1 marks a row to leave alone, like ignore_index
-        target = xp.where(target == -1, xp.full_like(target, ignore_index), target)
+        target = xp.astype(target, index_dtype(xp), copy=False)  # a uint8 target holds no -100
+        ignored = xp.full_like(target, integer(fn, "ignore_index", ignore_index))
+        target = xp.where(target == -1, ignored, target)
     classes = class_index_target(fn, c, target, axis=1, ignore_index=ignore_index, xp=xp)
     logits = _margin_logits(c, classes.index, classes.valid, margin, xp)
     grads = {}

@@ -8,7 +8,7 @@ from types import ModuleType
 from ._lib._autodiff import VJP, Result, finish, loss, weigh_and_reduce
 from ._lib._checks import number, paired_floats, shape_of
 from ._lib._compat import Array, as_option_array, namespace
-from ._lib._numerics import abs_sign0
+from ._lib._numerics import abs_sign0, sign
 from ._lib._reduction import resolve_reduction
 
 __all__ = ["huber_loss", "l1_loss", "mse_loss", "smooth_l1_loss"]
@@ -53,7 +53,7 @@ def _finish_pointwise(
 
 def _torch_sign(z: Array, xp: ModuleType) -> Array:
     # The L1 gradient: sign(z), with sign(0) = 0 and, as in PyTorch, sign(NaN) = 0.
-    s = xp.sign(z)
+    s = sign(z, xp=xp)
     return xp.where(xp.isnan(z), xp.zeros_like(s), s)
 
 
@@ -250,7 +250,7 @@ def smooth_l1_loss(
     else:
         inside = a < b
         per_position = xp.where(inside, 0.5 * a * a / b, a - 0.5 * b)
-        slope = xp.where(inside, z / b, xp.sign(z))
+        slope = xp.where(inside, z / b, sign(z, xp=xp))
     return _finish_pointwise(
         fn, per_position, slope, None, reduction, out_dtype, vjp, (input, target), xp,
         weighted_mean=False,
@@ -326,7 +326,7 @@ def huber_loss(
     else:
         inside = xp.abs(z) < d
         per_position = xp.where(inside, 0.5 * z * z, d * (xp.abs(z) - 0.5 * d))
-        slope = xp.where(inside, z, d * xp.sign(z))
+        slope = xp.where(inside, z, d * sign(z, xp=xp))
     w = _element_weight(fn, weight, x, xp)
     return _finish_pointwise(
         fn, per_position, slope, w, reduction, out_dtype, vjp, (input, target), xp,

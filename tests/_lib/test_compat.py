@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from torch.fx.experimental.proxy_tensor import make_fx
 
 import losskit as lk
 from losskit._lib._compat import is_concrete, namespace
@@ -47,3 +48,20 @@ def test_out_of_range_targets_are_caught_eagerly_but_not_under_jit() -> None:
     with pytest.raises(IndexError, match="class index 5"):
         lk.cross_entropy(x, t)
     jax.jit(lk.cross_entropy)(x, t)  # traced: the check is skipped, as documented
+
+
+def test_torch_tensors_batched_by_vmap_or_traced_are_not_concrete() -> None:
+    seen = []
+
+    def f(a: torch.Tensor) -> torch.Tensor:
+        seen.append(is_concrete(a))
+        return a.sum()
+
+    x = torch.ones(2, 3)
+    f(x)
+    torch.func.grad(f)(x[0])
+    torch.func.vmap(f)(x)
+    torch.func.vmap(torch.func.grad(f))(x)
+    make_fx(f)(x)
+    make_fx(f, tracing_mode="fake")(x)
+    assert seen == [True, True, False, False, False, False]

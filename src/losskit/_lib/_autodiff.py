@@ -16,10 +16,9 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
 
-import numpy as np
-
 from ._compat import Array, as_option_array
 from ._checks import shape_of
+from ._numerics import quiet_floating_point
 from ._reduction import apply_reduction
 
 __all__ = [
@@ -87,6 +86,7 @@ def loss(*, argnums: tuple[int, ...] = (0,)) -> Callable[[Callable[..., Result]]
     def decorate(impl: Callable[..., Result]) -> Any:
         signature = inspect.signature(impl)
         name = impl.__name__
+        run = quiet_floating_point(impl)
 
         @functools.wraps(impl)
         def public(*args: Any, **kwargs: Any) -> Array:
@@ -96,8 +96,7 @@ def loss(*, argnums: tuple[int, ...] = (0,)) -> Callable[[Callable[..., Result]]
             check = _CHECK[0]
             if check is not None:
                 check(name, public.__signature__.bind(*args, **kwargs))  # type: ignore[attr-defined]
-            with np.errstate(all="ignore"):
-                return impl(*args, **kwargs).value
+            return run(*args, **kwargs).value
 
         public.__signature__ = signature.replace(  # type: ignore[attr-defined]
             parameters=[p for p in signature.parameters.values() if p.name != "vjp"],

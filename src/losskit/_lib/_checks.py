@@ -2,17 +2,19 @@
 what was given.
 
 Checks that read array values (class-index range, probabilities within [0, 1]) run only when
-the values are concrete (NumPy, eager PyTorch, JAX outside tracing); under ``jax.jit`` they are
-skipped, since a traced value cannot be inspected.
+the values are concrete (NumPy, eager PyTorch, JAX outside tracing); under ``jax.jit``,
+``torch.compile`` or ``torch.func.vmap`` they are skipped, since a traced or batched value
+cannot be inspected.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ._compat import Array, as_option_array, concrete_float, size
+from ._compat import Array, as_option_array, concrete_float, index_dtype, size
 from ._numerics import compute_dtype
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "class_index_message",
     "class_index_target",
     "finite_number",
+    "integer",
     "normalize_axis",
     "number",
     "paired_floats",
@@ -84,6 +87,20 @@ def number(fn: str, name: str, value: object) -> float:
     raise TypeError(msg)
 
 
+def integer(fn: str, name: str, value: object) -> int:
+    """``value`` as a Python int; ``TypeError`` for anything that is not an integer.
+
+    Python and NumPy integers (anything with ``__index__``) are accepted; booleans are not.
+    """
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)  # type: ignore[arg-type]
+        except TypeError:
+            pass
+    msg = f"{fn}: {name} must be an int, got {type(value).__name__}"
+    raise TypeError(msg)
+
+
 def finite_number(
     fn: str, name: str, value: object, *, at_least: float | None = None, above: float | None = None
 ) -> float:
@@ -122,9 +139,7 @@ def check_in_unit_interval(fn: str, name: str, x: Array, xp: ModuleType) -> None
 
 def normalize_axis(fn: str, dim: object, ndim: int) -> int:
     """``dim`` as a non-negative axis of an ``ndim``-dimensional array."""
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        msg = f"{fn}: dim must be an int, got {type(dim).__name__}"
-        raise TypeError(msg)
+    dim = integer(fn, "dim", dim)
     n = max(ndim, 1)  # a 0-d array behaves as one of shape (1,), as in PyTorch
     if not -n <= dim < n:
         msg = (
@@ -161,9 +176,7 @@ def class_index_target(
     fn: str, input: Array, target: Array, *, axis: int, ignore_index: object, xp: ModuleType
 ) -> ClassTarget:
     """Validate integer class indices for ``input`` with classes along ``axis``."""
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        msg = f"{fn}: ignore_index must be an int, got {type(ignore_index).__name__}"
-        raise TypeError(msg)
+    ignore_index = integer(fn, "ignore_index", ignore_index)
     num_classes = int(input.shape[axis])
     expected = shape_of(input)[:axis] + shape_of(input)[axis + 1 :]
     if input.ndim == 1 and shape_of(target) == (1,):
@@ -180,6 +193,9 @@ def class_index_target(
     if num_classes == 0:
         msg = f"{fn}: input has no classes (its dim {axis} has size 0)"
         raise ValueError(msg)
+    # Compared and gathered as the index dtype: PyTorch gathers with int64 only, and in uint8
+    # the default ignore_index -100 would not fit (it would wrap to class 156).
+    target = xp.astype(target, index_dtype(xp), copy=False)
     valid = target != ignore_index
     index = xp.where(valid, target, xp.zeros_like(target))
     if size(target):

@@ -20,6 +20,7 @@ __all__ = [
     "as_option_array",
     "concrete_float",
     "device",
+    "index_dtype",
     "is_concrete",
     "is_numpy",
     "is_torch",
@@ -101,18 +102,41 @@ def _is_jax(x: Array) -> bool:
     return _instance_of(x, "jax", "Array")
 
 
+def _torch_values_hidden(x: Array) -> bool:
+    # Batched by torch.func.vmap (at any level of nested transforms), fake, or traced by
+    # make_fx: such a tensor has no single value that .item() could read.
+    torch = sys.modules["torch"]
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(x):
+        if functorch.is_batchedtensor(x):
+            return True
+        x = functorch.get_unwrapped(x)
+    proxy_mode = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY)
+    return proxy_mode is not None or isinstance(x, torch._subclasses.fake_tensor.FakeTensor)
+
+
 def is_concrete(x: Array) -> bool:
     """True when the values of ``x`` can be read now without tracing or syncing a graph.
 
-    JAX arrays inside ``jax.jit``, ``jax.grad`` or ``jax.vmap`` are tracers: data-dependent
-    validation is skipped for them. Concrete JAX arrays, NumPy arrays and eager PyTorch tensors
-    are checked.
+    JAX arrays inside ``jax.jit``, ``jax.grad`` or ``jax.vmap`` are tracers, and so are PyTorch
+    tensors on the meta device, under ``torch.compile``, ``torch.export`` or ``make_fx``, fake or
+    batched by ``torch.func.vmap``: data-dependent validation is skipped for them. Concrete JAX
+    arrays, NumPy arrays and eager PyTorch tensors (``torch.func.grad`` included) are checked.
     """
     if _is_jax(x):
         return not isinstance(x, sys.modules["jax"].core.Tracer)
-    if is_torch(x):  # not on the meta device, nor while torch.compile traces
-        return x.device.type != "meta" and not sys.modules["torch"].compiler.is_compiling()
+    if is_torch(x):
+        return (
+            x.device.type != "meta"
+            and not sys.modules["torch"].compiler.is_compiling()
+            and not _torch_values_hidden(x)
+        )
     return not _aac.is_lazy_array(x)
+
+
+def index_dtype(xp: ModuleType) -> Any:
+    """The integer dtype ``xp`` indexes with: int64, or int32 for JAX without 64-bit mode."""
+    return xp.__array_namespace_info__().default_dtypes()["indexing"]
 
 
 def concrete_float(x: Array) -> float | None:

@@ -8,6 +8,7 @@ arrays, so autograd and tracing see ordinary array operations.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from types import ModuleType
@@ -16,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from ._blocked import for_each_block
-from ._compat import Array, device, is_numpy
+from ._compat import Array, device, is_numpy, is_torch
 
 __all__ = [
     "SoftmaxGrad",
@@ -29,6 +30,7 @@ __all__ = [
     "log_softmax",
     "logsumexp",
     "quiet_floating_point",
+    "sign",
     "softmax",
     "softmax_stats",
     "subtract_at_class",
@@ -44,12 +46,15 @@ def quiet_floating_point(fn: F) -> F:
     """Run ``fn`` with NumPy's floating-point warnings off.
 
     Losses produce ``inf`` and ``nan`` exactly where PyTorch does (``log 0``, ``0 * inf``,
-    an empty mean); those are results, not accidents, so NumPy must not warn about them.
+    an empty mean); those are results, not accidents, so NumPy (and array-api-strict, which
+    computes with it) must not warn about them. Calls on PyTorch tensors skip ``np.errstate``:
+    PyTorch never warns, and ``torch.compile`` cannot trace it.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with np.errstate(all="ignore"):
+        torch_call = any(is_torch(a) for a in args)
+        with contextlib.nullcontext() if torch_call else np.errstate(all="ignore"):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -86,12 +91,19 @@ def log_sigmoid(x: Array, *, xp: ModuleType) -> Array:
     return xp.where(positive, -xp.log1p(xp.exp(-x_pos)), x_neg - xp.log1p(xp.exp(x_neg)))
 
 
+def sign(x: Array, *, xp: ModuleType) -> Array:
+    """``sign(x)``, NaN for NaN, built from ``where``: array-api-compat's PyTorch ``sign``
+    assigns through a boolean mask, which ``torch.func.vmap`` cannot batch."""
+    one = xp.ones_like(x)
+    return xp.where(x > 0, one, xp.where(x < 0, -one, x))  # x itself where it is 0 or NaN
+
+
 def abs_sign0(x: Array, *, xp: ModuleType) -> Array:
     """``|x|`` computed as ``x * sign(x)``: its autograd derivative at 0 is ``sign(0) = 0``.
 
     That is PyTorch's L1 gradient at equality; JAX differentiates ``abs`` at 0 as 1.
     """
-    return x * xp.sign(x)
+    return x * sign(x, xp=xp)
 
 
 def binary_logit_loss(
@@ -128,12 +140,11 @@ def logsumexp(x: Array, *, axis: int, keepdims: bool = False, xp: ModuleType) ->
     As ``torch.logsumexp``: an infinite maximum is not subtracted, so ``+inf`` entries give
     ``+inf`` and an all ``-inf`` slice gives ``-inf``; an empty slice gives ``-inf``.
     """
-    if x.shape[axis] == 0:
-        shape = tuple(1 if a == axis % x.ndim else n for a, n in enumerate(x.shape))
-        out = xp.full(shape, -xp.inf, dtype=x.dtype, device=device(x))
-        return out if keepdims else xp.squeeze(out, axis=axis)
-    m = xp.max(x, axis=axis, keepdims=True)
-    m = xp.where(xp.isinf(m), xp.zeros_like(m), m)
+    if x.shape[axis] == 0:  # no maximum: shift by the empty sum, 0, which keeps the graph
+        m = xp.sum(x, axis=axis, keepdims=True)
+    else:
+        m = xp.max(x, axis=axis, keepdims=True)
+        m = xp.where(xp.isinf(m), xp.zeros_like(m), m)
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
 
