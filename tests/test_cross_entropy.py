@@ -249,6 +249,8 @@ def test_softmax_entropy_ignores_impossible_classes() -> None:
         (lambda: lk.cross_entropy(np.zeros(()), np.zeros(())), ValueError, "input must have a class dimension, got a 0-d array"),
         (lambda: lk.cross_entropy(np.zeros((2, 5)), np.array([0, 1]), ignore_index=1.0), TypeError, "ignore_index must be an int, got float"),
         (lambda: lk.cross_entropy(np.zeros((2, 5)), np.array([0, 1]), ignore_index=True), TypeError, "ignore_index must be an int, got bool"),
+        (lambda: lk.cross_entropy(np.zeros((2, 0)), np.array([0, 1])), ValueError, "input has no classes (its dim 1 has size 0)"),
+        (lambda: lk.cross_entropy(np.zeros((2, 0)), np.zeros((2, 0)), label_smoothing=0.2), ValueError, "input has no classes (its dim 1 has size 0)"),
         (lambda: lk.cross_entropy(np.zeros((2, 5)), np.array([0, 1]), ignore_index=np.float64(1)), TypeError, "ignore_index must be an int, got float64"),
         (lambda: lk.cross_entropy(np.zeros((2, 5)), np.full((2, 5), 0.2), ignore_index=np.int64(1)), ValueError, "ignore_index=1 applies to class-index targets only"),
         (lambda: lk.cross_entropy(np.zeros((2, 5)), np.full((2, 5), 0.2), ignore_index="-100"), TypeError, "ignore_index must be an int, got str"),

@@ -9,6 +9,7 @@ from ._lib._autodiff import VJP, Result, along_class, finish, loss, upstream
 from ._lib._checks import (
     check_class_weight,
     check_floating,
+    check_has_classes,
     class_axis,
     class_index_target,
     integer,
@@ -186,6 +187,7 @@ def _probability_target_cross_entropy(
     x = xp.astype(input, dtype, copy=False)
     q = xp.astype(target, dtype, copy=False)
     num_classes = int(x.shape[axis])
+    check_has_classes(fn, num_classes, axis)
     if smoothing > 0:
         q = (1 - smoothing) * q + smoothing / num_classes
     w = check_class_weight(fn, "weight", weight, num_classes, xp, dtype=dtype, like=x)

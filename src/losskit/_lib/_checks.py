@@ -23,6 +23,7 @@ __all__ = [
     "TargetIndexError",
     "check_class_weight",
     "check_floating",
+    "check_has_classes",
     "check_broadcasts_to",
     "check_in_unit_interval",
     "check_same_shape",
@@ -50,6 +51,13 @@ class TargetIndexError(IndexError, ValueError):
 def shape_of(x: Array) -> tuple[int, ...]:
     """``x.shape`` as a plain tuple of ints (``torch.Size`` prints differently)."""
     return tuple(int(d) for d in x.shape)
+
+
+def check_has_classes(fn: str, num_classes: int, axis: int) -> None:
+    """A softmax over no class is undefined: ``ValueError`` for an empty class dimension."""
+    if num_classes == 0:
+        msg = f"{fn}: input has no classes (its dim {axis} has size 0)"
+        raise ValueError(msg)
 
 
 def check_floating(fn: str, name: str, x: Array, xp: ModuleType) -> None:
@@ -190,9 +198,7 @@ def class_index_target(
     if not xp.isdtype(target.dtype, "integral"):
         msg = f"{fn}: class-index target must have an integer dtype, got {target.dtype}"
         raise TypeError(msg)
-    if num_classes == 0:
-        msg = f"{fn}: input has no classes (its dim {axis} has size 0)"
-        raise ValueError(msg)
+    check_has_classes(fn, num_classes, axis)
     # Compared and gathered as the index dtype: PyTorch gathers with int64 only, and in uint8
     # the default ignore_index -100 would not fit (it would wrap to class 156).
     target = xp.astype(target, index_dtype(xp), copy=False)
