@@ -285,6 +285,13 @@ def test_diagnose_validates_its_arguments() -> None:
     assert lk.diagnose("cross_entropy", np.float64(0.5), TARGET) == []
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss", "focal_loss", "kl_div", "softmax_entropy"])
+@pytest.mark.parametrize("shape", [(2, 0), (0,)])
+def test_input_without_a_class_has_no_finding(loss: str, shape: tuple[int, ...]) -> None:
+    target = None if loss == "softmax_entropy" else np.zeros(shape)
+    assert lk.diagnose(loss, np.zeros(shape), target) == []  # the loss itself says what is wrong
+
+
 def test_the_margin_losses_take_their_centres_as_an_option() -> None:
     with pytest.raises(ValueError, match="diagnose: arcface_loss needs its class centres as centers="):
         lk.diagnose("arcface_loss", EMB, TARGET)

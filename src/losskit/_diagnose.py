@@ -634,6 +634,8 @@ def diagnose(
         )
     except (ValueError, TypeError):
         return []  # a bad dim: the loss itself says what is wrong
+    if x.shape[axis] == 0:
+        return []  # no class, so no row to read: the loss itself says what is wrong
     eps = max(_epsilon(input, host), 0.0 if t is None else _epsilon(target, t))
     tolerance = max(ROW_SUM_TOLERANCE, x.shape[axis] * eps)
     call = _Call(loss_name, losses[loss_name], x, t, options, axis, tolerance)

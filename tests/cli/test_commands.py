@@ -88,7 +88,9 @@ def test_check_finds_a_margin_in_degrees_and_transposed_centres(run_cli) -> None
     assert finding["code"] == "margin-in-degrees"
     assert "math.radians(28.6)" in finding["fix"]
     transposed = run_cli("check", "cosface_loss", "--input", x, "--centers", "[[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]]", "--target", "[0, 2]")
-    assert transposed.code == 1 and "centers-transposed" in transposed.out
+    # the loss refuses centres of the wrong size: a usage error that carries the finding's fix
+    assert (transposed.code, transposed.out) == (2, "")
+    assert "[centers-transposed: pass centers.T.]" in transposed.err
     clean = run_cli("check", "arcface_loss", "--input", x, "--centers", w, "--target", "[0, 2]")
     assert (clean.code, clean.out.strip()) == (0, "arcface_loss: no problems found")
 
@@ -169,6 +171,27 @@ ERRORS = [
     ("explain", "cross_entropy", "--input", "missing.npy", "--target", "[0]"),
     ("explain", "crossentropy", "--input", "[[1, 2]]", "--target", "[0]"),  # unknown loss
     ("check", "arcface", "--input", "[[1, 2]]", "--target", "[0]"),
+    # calls the loss refuses, which diagnose alone let through
+    ("check", "cross_entropy", "--input", "[[1.0, 2.0, 0.5]]", "--target", "[5]"),
+    ("check", "cross_entropy", "--input", "[[1.0, 2.0, 0.5]]", "--target", "[0, 1]"),
+    ("check", "cross_entropy", "--input", "[[1.0, 2.0, 0.5]]", "--target", "[0]", "--label-smoothing", "-0.5"),
+    ("check", "cross_entropy", "--input", "[[1.0, 2.0, 0.5]]", "--target", "[0]", "--dim", "5"),
+    ("check", "huber_loss", "--input", "[1.0]", "--target", "[2.0]", "--delta", "-1"),
+    ("check", "arcface_loss", "--input", "[[1.0, 0.0]]", "--centers", "[[1.0, 0.0, 0.0]]", "--target", "[0]"),
+    # no number or no class: the losses have nothing to reduce or divide by C = 0
+    *(
+        ("explain" if c == "e" else "check", loss, "--input", x, *(() if loss == "softmax_entropy" else ("--target", t)), *more)
+        for c in "ec"
+        for loss, x, t, more in [
+            ("cross_entropy", "[]", "[]", ()),
+            ("cross_entropy", "[]", "[]", ("--label-smoothing", "0.2")),
+            ("cross_entropy", "[[]]", "[0]", ()),
+            ("nll_loss", "[]", "[]", ()),
+            ("focal_loss", "[]", "[]", ()),
+            ("kl_div", "[]", "[]", ()),
+            ("softmax_entropy", "[]", "", ()),
+        ]
+    ),
     ("explain", "cross_entropy", "--input", "[[1, 2]]", "--target", "[0]", "--gamma", "2"),  # wrong option
     ("explain", "mse_loss", "--input", "[1, 2]", "--target", "[1, 2]", "--label-smoothing", "0.1"),
     ("explain", "cross_entropy", "--input", "[[1, 2]]", "--target", "[0]", "--reduction", "avg"),
@@ -190,6 +213,9 @@ ERRORS = [
     ("plot", "margin", "--out", "x.png"),
     ("plot", "focal_loss", "--gamma", "-2", "--out", "x.png"),
     ("demo", "wine", "--epochs", "0"),
+    ("demo", "wine", "--epochs", "2", "--out", "curves.svgx"),  # a format other than PNG
+    ("demo", "wine", "--epochs", "2", "--out", "figs/w6"),  # matplotlib would write figs/w6.png
+    ("explain", "cross_entropy", "--input", "empty.npy", "--target", "[1]"),  # an empty file
     ("demo", "mnist"),
     ("tour", "--bogus"),
     ("frobnicate",),
@@ -199,12 +225,26 @@ ERRORS = [
 @pytest.mark.parametrize("argv", ERRORS, ids=lambda a: " ".join(a)[:60])
 def test_user_errors_are_one_line_with_status_2(run_cli, argv, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.npy").touch()
     done = run_cli(*argv)
     assert done.code == 2
     assert done.out == ""
     lines = done.err.strip().splitlines()
     assert len(lines) == 1, done.err
     assert "error:" in lines[0] and "Traceback" not in done.err
+
+
+def test_user_errors_name_what_was_expected_and_given(run_cli, tmp_path) -> None:  # noqa: ANN001
+    (tmp_path / "empty.npy").touch()
+    cases = {
+        ("explain", "cross_entropy", "--input", "[[]]", "--target", "[0]"): "--input must hold at least one number, got an array of shape (1, 0)",
+        ("explain", "cross_entropy", "--input", str(tmp_path / "empty.npy"), "--target", "[1]"): "empty.npy is not a .npy file of numbers",
+        ("demo", "wine", "--out", "figs/w6"): "--out must name a .png file, got figs/w6",
+        ("check", "cross_entropy", "--input", "[[1.0, 2.0, 0.5]]", "--target", "[5]"): "target contains class index 5, but input has 3 classes",
+    }
+    for argv, message in cases.items():
+        done = run_cli(*argv)
+        assert done.code == 2 and message in done.err, (argv, done.err)
 
 
 def test_losskit_errors_carry_the_diagnosis(run_cli) -> None:  # noqa: ANN001

@@ -13,6 +13,8 @@ from typing import Any
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -390,3 +392,88 @@ def test_cross_entropy_steps_recompute_for_random_calls(data, n, c, smoothing, w
         assert e.numerator / e.denominator == pytest.approx(float(e.value), rel=1e-9, abs=1e-12)
     else:  # every target ignored: 0 / 0
         assert np.isnan(e.value)
+
+
+def _strict_json(text: str) -> Any:
+    """``text`` parsed as strict JSON, which has no NaN, Infinity or -Infinity."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not strict JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _decoded(values: Any) -> np.ndarray:
+    """Numbers as the --json output spells them (NaN as null, infinities as "inf" and "-inf")
+    back as floats."""
+    if isinstance(values, list):
+        return np.array([_decoded(v) for v in values], dtype=float)
+    return np.float64(np.nan if values is None else float(values))
+
+
+def _torch_cross_entropy(x: list, t: list, **options: Any) -> Any:
+    return F.cross_entropy(torch.tensor(x, dtype=torch.float64), torch.tensor(t), **options).tolist()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (("cross_entropy", "--input", "[[1.0, 2.0, 0.5]]", "--target", "[-100]"),
+         lambda: _torch_cross_entropy([[1.0, 2.0, 0.5]], [-100])),
+        (("mse_loss", "--input", "[1.0]", "--target", "[2.0]", "--weight", "[0]"),
+         lambda: (torch.tensor([0.0]) * F.mse_loss(torch.tensor([1.0]), torch.tensor([2.0]), reduction="none")).sum().div(0.0).item()),
+    ],
+)
+def test_explain_shows_a_mean_over_nothing_as_nan(run_cli, argv, expected) -> None:  # noqa: ANN001
+    assert np.isnan(expected())  # torch: 0 / 0
+    done = run_cli("explain", *argv)
+    assert done.code == 0, done.err
+    assert "0 / 0 = nan" in done.out and "value     nan" in done.out
+    data = _strict_json(run_cli("explain", *argv, "--json").out)
+    assert (data["value"], data["reduction"]["numerator"], data["reduction"]["denominator"]) == (None, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("x", "t"),
+    [
+        ([[float("nan"), 0.5], [1.0, 2.0]], [0, 1]),
+        ([[float("-inf"), 0.5], [1.0, 2.0]], [0, 1]),
+        ([[float("inf"), 0.5], [1.0, 2.0]], [1, 1]),
+        ([[float("nan"), 0.5], [1.0, 2.0]], [-100, 1]),  # the NaN row is ignored: ℓ = 0 there
+    ],
+)
+def test_explain_keeps_the_nan_and_inf_of_the_loss(run_cli, x, t) -> None:  # noqa: ANN001
+    argv = ("explain", "cross_entropy", "--input", json.dumps(x), "--target", json.dumps(t))
+    per_position = _torch_cross_entropy(x, t, reduction="none")
+    value = _torch_cross_entropy(x, t)
+    data = _strict_json(run_cli(*argv, "--json").out)
+    np.testing.assert_allclose(_decoded(data["per_position"]), per_position, rtol=1e-12)
+    np.testing.assert_allclose(_decoded(data["value"]), value, rtol=1e-12)
+    np.testing.assert_allclose(_decoded(data["reduction"]["numerator"]), np.sum(per_position), rtol=1e-12)
+    text = run_cli(*argv).out
+    assert ("ignore_index skips" in text) == (-100 in t)
+    assert "1.797693e+308" not in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "keys", "expected"),
+    [
+        (("explain", "cross_entropy", "--input", "[[-Infinity, 0.0]]", "--target", "[0]"), ("value",),
+         lambda: _torch_cross_entropy([[-np.inf, 0.0]], [0])),
+        (("explain", "cross_entropy", "--input", "[[-Infinity, 0.0]]", "--target", "[0]"), ("reduction", "numerator"),
+         lambda: _torch_cross_entropy([[-np.inf, 0.0]], [0], reduction="sum")),
+        (("explain", "mse_loss", "--input", "[Infinity]", "--target", "[0.0]", "--reduction", "none"), ("per_position",),
+         lambda: F.mse_loss(torch.tensor([np.inf], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64), reduction="none").tolist()),
+        (("check", "cross_entropy", "--input", "[[0.0, 1.0]]", "--target", "[0]"), (0, "intended_value"),
+         lambda: _torch_cross_entropy(torch.log(torch.tensor([[0.0, 1.0]])).tolist(), [0])),
+    ],
+)
+def test_json_output_is_strict_with_inf_spelled_out(run_cli, argv, keys, expected) -> None:  # noqa: ANN001
+    done = run_cli(*argv, "--json")
+    assert done.code in (0, 1), done.err
+    data = _strict_json(done.out)
+    for key in keys:
+        data = data[key]
+    assert np.isinf(expected()).all()
+    np.testing.assert_array_equal(_decoded(data), expected())
+    assert "inf" in json.dumps(data)  # spelled "inf" or "-inf", not null

@@ -36,6 +36,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
+_JSON_NUMBERS = "; strict JSON: NaN is null, infinities are the strings \"inf\" and \"-inf\""
+
+
 def _add_loss_parsers(command: argparse.ArgumentParser, json_help: str) -> None:
     """One sub-command per loss, with that loss's arrays and every option it takes."""
     losses = command.add_subparsers(
@@ -95,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
             "weights, ...; for the margin losses first the cosines, the target angle and its margin "
             "logit), the reduction with its exact denominator, the value and the gradient with "
             "respect to the input, and any misuse losskit check finds.",
-            "print the explanation as JSON (steps, reduction, value, gradient, findings)",
+            "print the explanation as JSON (steps, reduction, value, gradient, findings)" + _JSON_NUMBERS,
         ),
         (
             "check",
@@ -104,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
             "unnormalised rows, kl_div's 'mean', class imbalance, an ArcFace margin in degrees, "
             "transposed class centres. Each finding gives the fix and the "
             "value under the call probably meant. Exit status 1 when something is found, 0 otherwise.",
-            "print the findings as a JSON list",
+            "print the findings as a JSON list" + _JSON_NUMBERS,
         ),
     ):
         _add_loss_parsers(

@@ -57,6 +57,8 @@ def _loss_call(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None,
     """The input, target and the options given (those left at their default are not passed);
     the margin losses' centres among the options, as ``explain`` and ``diagnose`` take them."""
     x, options = _floating(args.input), {}
+    if x.size == 0:  # no number, or no class: the losses divide by the count of classes
+        raise UsageError(f"--input must hold at least one number, got an array of shape {x.shape}")
     if "centers" in vars(args):
         options["centers"] = _floating(args.centers)
     for option in loss_options(loss_functions()[args.loss]):
@@ -69,7 +71,8 @@ def _loss_call(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None,
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    # strict JSON: the callers spell NaN and infinities as null, "inf" and "-inf"
+    print(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False))
 
 
 def _finding_text(finding: Finding) -> Text:
@@ -88,13 +91,18 @@ def _finding_text(finding: Finding) -> Text:
     )
 
 
-def _explain_command(args: argparse.Namespace) -> int:
+def _explained(args: argparse.Namespace) -> Explanation:
+    """The explanation of the call given; the loss's own refusal of it as a usage error."""
     x, t, options = _loss_call(args)
     try:
-        explanation = explain(args.loss, x, t, **options)
+        return explain(args.loss, x, t, **options)
     except (ValueError, TypeError) as error:
         hints = "".join(f" [{f.code}: {f.fix}]" for f in diagnose(args.loss, x, t, **options))
         raise UsageError(_one_line(error) + hints) from None
+
+
+def _explain_command(args: argparse.Namespace) -> int:
+    explanation = _explained(args)
     if args.json:
         _print_json(explanation.to_json())
     else:
@@ -107,10 +115,12 @@ def _reduction_row(e: Explanation) -> tuple[str, str, str]:
         return "reduction 'none'", "one loss per position", ""
     if e.denominator is None:
         return "reduction 'sum'", "Σ ℓ", f"{e.numerator:.6g}"
+    with np.errstate(divide="ignore", invalid="ignore"):  # D = 0 gives nan (or inf), as torch
+        mean = np.float64(e.numerator) / e.denominator
     return (
         f"reduction {e.reduction!r}",
         f"Σ ℓ / D, D = {e.denominator_is}",
-        f"{e.numerator:.6g} / {e.denominator:.6g} = {e.numerator / e.denominator:.6g}",
+        f"{e.numerator:.6g} / {e.denominator:.6g} = {mean:.6g}",
     )
 
 
@@ -125,7 +135,7 @@ def _render_explanation(console: Console, e: Explanation) -> None:
         table.add_row(Text(step.label), Text(step.formula), Text(_array_text(step.value)))
     table.add_row(Text("loss per position"), Text("ℓ"), Text(_array_text(e.per_position)))
     table.add_row(*(Text(cell) for cell in _reduction_row(e)), style="bold")
-    if any(np.isnan(s.value).any() for s in e.steps if s.value.dtype.kind == "f"):
+    if e.ignored:
         table.caption = "nan marks a position that ignore_index skips"
     console.print(table)
     console.print(
@@ -140,8 +150,7 @@ def _render_explanation(console: Console, e: Explanation) -> None:
 
 
 def _check_command(args: argparse.Namespace) -> int:
-    x, t, options = _loss_call(args)
-    findings = diagnose(args.loss, x, t, **options)
+    findings = _explained(args).findings  # explaining runs the loss, which may refuse the call
     if args.json:
         _print_json([finding_json(f) for f in findings])
     else:
@@ -161,9 +170,15 @@ def _write(draw: Callable[[], Path]) -> Path:
         raise UsageError(f"cannot write the figure: {_one_line(error)}") from None
 
 
+def _require_png(path: Path) -> None:
+    """Refuse an ``--out`` other than a PNG file: matplotlib would pick the format by the
+    suffix, or add ``.png`` to a file name without one."""
+    if path.suffix.lower() != ".png":
+        raise UsageError(f"--out must name a .png file, got {path}")
+
+
 def _plot_command(args: argparse.Namespace) -> int:
-    if args.out.suffix.lower() != ".png":
-        raise UsageError(f"--out must name a .png file, got {args.out}")
+    _require_png(args.out)
     settings = PlotSettings(
         gammas=tuple(args.gamma),
         alpha=args.alpha,
@@ -203,6 +218,7 @@ def _tour_command(args: argparse.Namespace) -> int:
 
 
 def _demo_command(args: argparse.Namespace) -> int:
+    _require_png(args.out)  # before the training, which takes a while
     objectives = {
         "cross-entropy": value_and_grad(cross_entropy),
         "MSE on probabilities": softmax_mse,

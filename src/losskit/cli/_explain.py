@@ -45,6 +45,7 @@ class _Arithmetic:
     per_position: np.ndarray = field(default_factory=lambda: np.zeros(0))
     count: float = 0.0  # the "mean" denominator
     count_is: str = "the number of elements"
+    ignored: int = 0  # positions that ignore_index skips
 
     def step(self, key: str, label: str, formula: str, value: Any) -> np.ndarray:
         value = np.asarray(value)
@@ -69,9 +70,11 @@ class Explanation:
     gradient: np.ndarray
     gradient_formula: str
     findings: tuple[_diagnose.Finding, ...]
+    ignored: int = 0  # positions that ignore_index skips (NaN in their steps)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; NaN (a position that ``ignore_index`` skips) becomes ``null``."""
+        """A strict-JSON-ready dict: NaN (a position that ``ignore_index`` skips, or a NaN of
+        the arithmetic) becomes ``null``, infinities the strings ``"inf"`` and ``"-inf"``."""
         return {
             "loss": self.loss,
             "call": self.call,
@@ -83,8 +86,8 @@ class Explanation:
             "per_position": _jsonable(self.per_position),
             "reduction": {
                 "kind": self.reduction,
-                "numerator": self.numerator,
-                "denominator": self.denominator,
+                "numerator": _jsonable(self.numerator),
+                "denominator": _jsonable(self.denominator),
                 "denominator_is": self.denominator_is,
             },
             "value": _jsonable(self.value),
@@ -105,11 +108,16 @@ def finding_json(finding: _diagnose.Finding) -> dict[str, Any]:
     }
 
 
-def _jsonable(value: np.ndarray) -> Any:
+def _jsonable(value: Any) -> Any:
+    """Numbers as strict JSON allows them: NaN as None, infinities as "inf" and "-inf"."""
     value = np.asarray(value)
-    if value.dtype.kind == "f":
-        return np.where(np.isnan(value), None, value).tolist()
-    return value.tolist()
+    if value.dtype.kind != "f":
+        return value.tolist()
+    spelled = value.astype(object)
+    spelled[np.isnan(value)] = None
+    spelled[value == np.inf] = "inf"
+    spelled[value == -np.inf] = "-inf"
+    return spelled.tolist()
 
 
 # --- one explainer per loss ------------------------------------------------------------------
@@ -155,6 +163,7 @@ def _class_weights(
     a: _Arithmetic, option: str, weight: Any, index: np.ndarray, valid: np.ndarray, symbol: str
 ) -> Any:
     """The weight of each target's class (1 without weights), and the mean's denominator."""
+    a.ignored = int(np.count_nonzero(~valid))
     if weight is None:
         picked: Any = 1.0
         a.count = float(np.count_nonzero(valid))
@@ -197,7 +206,7 @@ def _cross_entropy(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmet
     )
     neg_log = a.step("neg_log", "minus its log", "-log p_y", _skip(valid, -log_py))
     wy = _class_weights(a, "weight", w, index, valid, "w")
-    per = (1 - eps) * wy * np.nan_to_num(neg_log)
+    per = (1 - eps) * wy * neg_log  # NaN at the ignored positions, zeroed below
     if eps:
         weights = np.ones(num_classes) if w is None else w
         uniform = a.step(
@@ -206,7 +215,7 @@ def _cross_entropy(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmet
             f"1/C Σ_c {wc}(-log p_c), C = {num_classes}",
             _skip(valid, -(c.log_p * weights).sum(-1) / num_classes),
         )
-        per = per + eps * np.nan_to_num(uniform)
+        per = per + eps * uniform
     a.per_position = np.where(valid, per, 0.0)
     return a
 
@@ -244,7 +253,7 @@ def _nll_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
         _skip(valid, c.pick(c.x, index)),
     )
     wy = _class_weights(a, "weight", w, index, valid, "w")
-    a.per_position = np.where(valid, -wy * np.nan_to_num(picked), 0.0)
+    a.per_position = np.where(valid, -wy * picked, 0.0)
     return a
 
 
@@ -267,7 +276,7 @@ def _focal_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     factor = a.step("modulating_factor", "modulating factor", "(1 - p_y)^γ", (1 - p_y) ** gamma)
     neg_log = a.step("neg_log", "minus the log of p_y", "-log p_y", _skip(valid, -log_py))
     wy = _class_weights(a, "alpha", alpha, index, valid, "α")
-    a.per_position = np.where(valid, wy * np.nan_to_num(factor * neg_log), 0.0)
+    a.per_position = np.where(valid, wy * factor * neg_log, 0.0)
     return a
 
 
@@ -496,6 +505,7 @@ def _margin_loss(loss: str) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]]
         a.formula = f"{ce.formula.replace('softmax(x)', 'softmax(f)')},  {logits_are},  s = {s:g}"
         a.steps += ce.steps
         a.per_position, a.count, a.count_is = ce.per_position, ce.count, ce.count_is
+        a.ignored = ce.ignored
         return a
 
     return explainer
@@ -605,4 +615,5 @@ def explain(
         gradient=np.asarray(gradient),
         gradient_formula=a.gradient,
         findings=tuple(_diagnose.diagnose(loss_name, input, target, **options)),
+        ignored=a.ignored,
     )

@@ -42,7 +42,7 @@ def read_array(text: str) -> np.ndarray:
         except OSError as error:
             msg = f"cannot read {text}: {error.strerror or error}"
             raise argparse.ArgumentTypeError(msg) from None
-        except ValueError:
+        except (ValueError, EOFError):  # EOFError: an empty file
             msg = f"{text} is not a .npy file of numbers"
             raise argparse.ArgumentTypeError(msg) from None
     else:
