@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from cli._figures import assert_real_png
 
 import losskit as lk
@@ -88,9 +90,12 @@ def test_check_finds_a_margin_in_degrees_and_transposed_centres(run_cli) -> None
     assert finding["code"] == "margin-in-degrees"
     assert "math.radians(28.6)" in finding["fix"]
     transposed = run_cli("check", "cosface_loss", "--input", x, "--centers", "[[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]]", "--target", "[0, 2]")
-    # the loss refuses centres of the wrong size: a usage error that carries the finding's fix
-    assert (transposed.code, transposed.out) == (2, "")
-    assert "[centers-transposed: pass centers.T.]" in transposed.err
+    # the loss refuses centres of the wrong size, but the finding says why: it is reported
+    assert transposed.code == 1 and "centers-transposed" in transposed.out
+    logits = run_cli("check", "binary_cross_entropy", "--input", "[2.0, -1.0]", "--target", "[1, 0]", "--json")
+    (finding,) = json.loads(logits.out)
+    assert (logits.code, finding["code"]) == (1, "logits-as-probabilities")
+    assert finding["intended_value"] == pytest.approx(F.binary_cross_entropy_with_logits(torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0.0])).item())
     clean = run_cli("check", "arcface_loss", "--input", x, "--centers", w, "--target", "[0, 2]")
     assert (clean.code, clean.out.strip()) == (0, "arcface_loss: no problems found")
 

@@ -150,7 +150,10 @@ def _render_explanation(console: Console, e: Explanation) -> None:
 
 
 def _check_command(args: argparse.Namespace) -> int:
-    findings = _explained(args).findings  # explaining runs the loss, which may refuse the call
+    x, t, options = _loss_call(args)
+    findings = diagnose(args.loss, x, t, **options)
+    if not findings:  # the loss may still refuse the call: a usage error, not "no problems"
+        _explained(args)
     if args.json:
         _print_json([finding_json(f) for f in findings])
     else:
