@@ -170,13 +170,23 @@ def vocab_parallel_worker(rank: int, world: int, scenarios: list[dict]) -> list[
     return out
 
 
-def stats_worker(rank: int, world: int) -> dict[str, Any]:
+def stats_problem(masked: bool) -> dict[str, Any]:
+    """Data for the statistics; ``masked``: a bias of -inf on classes 0..5 (rank 0's whole
+    slice on 2 and on 3 ranks), and no target among them."""
+    data = problem({"stats": True, "masked": masked})
+    data["b"] = torch.where(torch.arange(17) < 6, -torch.inf, 0.0).double() if masked else None
+    return data
+
+
+def stats_worker(rank: int, world: int, masked: bool) -> dict[str, Any]:
     from losskit.torch.distributed import vocab_parallel_linear_cross_entropy
 
     start, stop = shards(17, world)[rank]
-    data = problem({"stats": True})
+    data = stats_problem(masked)
+    bias = None if data["b"] is None else data["b"][start:stop]
     stats = vocab_parallel_linear_cross_entropy(
-        data["x"], data["w"][start:stop], data["y"], vocab_start=start, z_loss=0.01, return_stats=True, chunk_size=5
+        data["x"], data["w"][start:stop], data["y"], vocab_start=start, linear_bias=bias, z_loss=0.01,
+        return_stats=True, chunk_size=5,
     )
     return {k: getattr(stats, k).detach().numpy() for k in stats._fields}
 

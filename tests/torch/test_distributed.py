@@ -13,6 +13,7 @@ from _distributed import (
     problem,
     run_ranks,
     shards,
+    stats_problem,
     stats_worker,
     vocab_parallel_worker,
 )
@@ -76,10 +77,12 @@ def test_one_process_without_torch_distributed_runs_the_same_path(scenario: dict
         assert_close(ours, theirs.numpy(), rtol=1e-9, atol=1e-12)
 
 
-def test_stats_agree_across_ranks_and_with_one_process() -> None:
-    data = problem({"stats": True})
-    expected = linear_cross_entropy(data["x"], data["w"], data["y"], z_loss=0.01, return_stats=True)
-    for got in run_ranks(2, stats_worker):
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+def test_stats_agree_across_ranks_and_with_one_process(masked: bool) -> None:
+    data = stats_problem(masked)
+    expected = linear_cross_entropy(data["x"], data["w"], data["y"], linear_bias=data["b"], z_loss=0.01, return_stats=True)
+    assert all(torch.isfinite(getattr(expected, name)).all() for name in expected._fields)
+    for got in run_ranks(2, stats_worker, masked):
         for name in expected._fields:
             assert_close(got[name], getattr(expected, name).detach(), rtol=1e-9, atol=1e-12)
 

@@ -155,7 +155,8 @@ def _local_pass(
         if coef is not None:  # sum_c w_c (z_c - m) over this slice
             parts.append(local.dot + shift * coef.sum())
         if entropy:  # sum_c exp(z_c - m) (z_c - m) over this slice
-            parts.append(rescale * (local.spread + shift * s_r))
+            # where: a slice of -inf alone (masked classes) has s_r = 0 and shift = -inf
+            parts.append(rescale * local.spread + torch.where(s_r > 0, rescale * shift * s_r, 0))
             parts.append((owned & (picked_r == 0) & (shift == 0)).to(z.dtype))
         summed = comm.all_reduce(torch.stack(parts), dist.ReduceOp.SUM)
         log_norm, picked = torch.log(summed[0]), summed[1]
