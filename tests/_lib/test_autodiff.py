@@ -19,9 +19,14 @@ import losskit as lk
     ],
     ids=["cross_entropy", "mse_loss"],
 )
-def test_torch_compile_traces_a_loss_in_one_graph(ours: object, theirs: object, target: torch.Tensor) -> None:
+@pytest.mark.parametrize("by_keyword", [False, True], ids=["positional", "keywords"])
+def test_torch_compile_traces_a_loss_in_one_graph(ours: object, theirs: object, target: torch.Tensor, by_keyword: bool) -> None:
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
-    compiled = torch.compile(lambda a, b: ours(a, b) * 2, backend="aot_eager", fullgraph=True)  # type: ignore[operator]
+
+    def call(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (ours(input=a, target=b) if by_keyword else ours(a, b)) * 2  # type: ignore[operator]
+
+    compiled = torch.compile(call, backend="aot_eager", fullgraph=True)
     value = compiled(x, target)
     (grad,) = torch.autograd.grad(value, x)
     expected = theirs(x, target) * 2  # type: ignore[operator]

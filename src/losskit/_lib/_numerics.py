@@ -53,7 +53,7 @@ def quiet_floating_point(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        torch_call = any(is_torch(a) for a in args)
+        torch_call = any(is_torch(a) for a in (*args, *kwargs.values()))
         with contextlib.nullcontext() if torch_call else np.errstate(all="ignore"):
             return fn(*args, **kwargs)
 
