@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -239,6 +240,14 @@ def test_any_integer_target_dtype_gives_the_int64_result(dtype: torch.dtype, ign
     expected = linear_cross_entropy(x, w, y, **options)
     assert torch.all(expected[:, 0] != 0)
     assert_close(linear_cross_entropy(x, w, y.to(dtype), **options), expected, rtol=0, atol=0)
+
+
+def test_ignore_index_may_be_a_numpy_integer() -> None:
+    x, w, y, _ = _problem((9,), 6, 5, {}, 0.0, -100, seed=4)
+    expected = F.cross_entropy(x @ w.T, y, ignore_index=3)
+    assert_close(linear_cross_entropy(x, w, y, ignore_index=np.int64(3)), expected, rtol=1e-12)
+    with pytest.raises(TypeError, match="ignore_index must be an int, got bool"):
+        linear_cross_entropy(x, w, y, ignore_index=True)
 
 
 def test_negative_class_weights_divide_by_their_sum_as_torch() -> None:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .._lib._checks import TargetIndexError, class_index_message
+from .._lib._checks import TargetIndexError, class_index_message, integer
 from .._lib._numerics import SoftmaxGrad, SoftmaxStats
 from .._lib._reduction import resolve_reduction
 from .._lib._softmax_ce import ClassCrossEntropy
@@ -690,11 +690,7 @@ def _validate(
         ValueError,
         "weight (the class weights) must not require grad: linear_cross_entropy gives them no gradient",
     )
-    _check(
-        isinstance(ignore_index, int) and not isinstance(ignore_index, bool),
-        TypeError,
-        f"ignore_index must be an int, got {type(ignore_index).__name__}",
-    )
+    integer("linear_cross_entropy", "ignore_index", ignore_index)  # the core's rule: NumPy integers too
     reduction = resolve_reduction("linear_cross_entropy", reduction)
     smoothing = _number("label_smoothing", label_smoothing)
     _check(0 <= smoothing <= 1, ValueError, f"label_smoothing must be in [0, 1], got {smoothing:g}")
