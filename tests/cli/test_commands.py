@@ -218,6 +218,12 @@ ERRORS = [
     ("plot", "margin", "--out", "x.png"),
     ("plot", "focal_loss", "--gamma", "-2", "--out", "x.png"),
     ("demo", "wine", "--epochs", "0"),
+    ("demo", "wine", "--seed", "-1"),  # scikit-learn's split takes seeds in [0, 2**32)
+    ("demo", "wine", "--seed", str(2**32)),
+    ("demo", "wine", "--accuracy", "1.5"),  # a fraction
+    ("demo", "wine", "--learning-rate", "inf"),
+    ("explain", "mse_loss", "--input", "[" * 5000 + "1" + "]" * 5000, "--target", "[1]"),  # JSON recursion
+    ("explain", "mse_loss", "--input", "[" * 100 + "1" + "]" * 100, "--target", "[1]"),  # NumPy's 64 dimensions
     ("demo", "wine", "--epochs", "2", "--out", "curves.svgx"),  # a format other than PNG
     ("demo", "wine", "--epochs", "2", "--out", "figs/w6"),  # matplotlib would write figs/w6.png
     ("explain", "cross_entropy", "--input", "empty.npy", "--target", "[1]"),  # an empty file
@@ -245,6 +251,9 @@ def test_user_errors_name_what_was_expected_and_given(run_cli, tmp_path) -> None
         ("explain", "cross_entropy", "--input", "[[]]", "--target", "[0]"): "--input must hold at least one number, got an array of shape (1, 0)",
         ("explain", "cross_entropy", "--input", str(tmp_path / "empty.npy"), "--target", "[1]"): "empty.npy is not a .npy file of numbers",
         ("demo", "wine", "--out", "figs/w6"): "--out must name a .png file, got figs/w6",
+        ("demo", "wine", "--seed", "-1"): "argument --seed: must be in [0, 2**32), got -1",
+        ("explain", "mse_loss", "--input", "[" * 100 + "1" + "]" * 100, "--target", "[1]"): "has more than 64 dimensions",
+        ("explain", "mse_loss", "--input", "[" * 5000 + "1" + "]" * 5000, "--target", "[1]"): "is nested too deeply",
         ("check", "cross_entropy", "--input", "[[1.0, 2.0, 0.5]]", "--target", "[5]"): "target contains class index 5, but input has 3 classes",
     }
     for argv, message in cases.items():

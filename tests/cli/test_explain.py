@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import losskit as lk
 from losskit.cli._explain import EXPLAINERS, explain
+from losskit.cli._inputs import loss_options
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(4, 3))
@@ -477,3 +478,12 @@ def test_json_output_is_strict_with_inf_spelled_out(run_cli, argv, keys, expecte
     assert np.isinf(expected()).all()
     np.testing.assert_array_equal(_decoded(data), expected())
     assert "inf" in json.dumps(data)  # spelled "inf" or "-inf", not null
+
+
+@pytest.mark.parametrize("loss", sorted({case[0] for case in CASES}))
+def test_array_options_take_a_number_exactly_where_the_help_says_so(run_cli, loss) -> None:  # noqa: ANN001
+    _, x, t, options = next(case for case in CASES if case[0] == loss)
+    for option in loss_options(getattr(lk, loss)):
+        if option.kind == "array":
+            done = run_cli(*_argv(loss, x, t, {**options, option.name: 0.5}))
+            assert (done.code == 0) == ("Given as a number" in option.help), (option.name, done.err)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,16 +68,22 @@ def _add_loss_parsers(command: argparse.ArgumentParser, json_help: str) -> None:
         parser.set_defaults(parser=parser)
 
 
-def _positive(kind: type) -> Any:
+def _checked(kind: type, expected: str, ok: Callable[[Any], bool]) -> Any:
+    """An argparse type: ``kind`` of the text, refused with "must be ``expected``" unless ``ok``."""
+
     def convert(text: str) -> Any:
         value = kind(text)
-        if not value > 0:
-            msg = f"must be > 0, got {text}"
+        if not ok(value):
+            msg = f"must be {expected}, got {text}"
             raise argparse.ArgumentTypeError(msg)
         return value
 
     convert.__name__ = kind.__name__  # argparse names the type in its messages
     return convert
+
+
+def _positive(kind: type) -> Any:
+    return _checked(kind, "a finite number > 0", lambda value: 0 < value < math.inf)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,11 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="gradient-descent step size; small enough that the losses differ (default: 0.01)",
     )
     wine.add_argument(
-        "--seed", type=int, default=0, help="seed of the split and the initial weights (default: 0)"
+        "--seed",
+        type=_checked(int, "in [0, 2**32)", lambda value: 0 <= value < 2**32),
+        default=0,
+        help="seed of the split and the initial weights (default: 0)",
     )
     wine.add_argument(
         "--accuracy",
-        type=_positive(float),
+        type=_checked(float, "in (0, 1]", lambda value: 0 < value <= 1),
         default=0.9,
         metavar="FRACTION",
         help="the train accuracy whose first epoch the table reports (default: 0.9)",

@@ -46,23 +46,53 @@ def read_array(text: str) -> np.ndarray:
             msg = f"{text} is not a .npy file of numbers"
             raise argparse.ArgumentTypeError(msg) from None
     else:
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                value = ast.literal_eval(text)
-            except (ValueError, SyntaxError, TypeError):
-                msg = f"{text!r} is neither an array literal such as [[0.1, 0.6, 0.3]] nor a .npy file"
-                raise argparse.ArgumentTypeError(msg) from None
+        value = _literal(text)
+    if _depth(value) > _MAX_DIMS:
+        msg = f"{_shown(text)} has more than {_MAX_DIMS} dimensions, the most an array can have"
+        raise argparse.ArgumentTypeError(msg)
     try:
         array = np.asarray(value)
     except ValueError:
-        msg = f"{text!r} is not rectangular: its rows have different lengths"
+        msg = f"{_shown(text)} is not rectangular: its rows have different lengths"
         raise argparse.ArgumentTypeError(msg) from None
     if array.dtype.kind not in "biuf":
-        msg = f"{text!r} must hold numbers only"
+        msg = f"{_shown(text)} must hold numbers only"
         raise argparse.ArgumentTypeError(msg)
     return array
+
+
+_MAX_DIMS = 64  # NumPy's limit
+
+
+def _shown(text: str) -> str:
+    # The literal as an error message quotes it: in full unless it is long.
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f" (and {len(text) - 60} more characters)"
+
+
+def _literal(text: str) -> Any:
+    """The value of a JSON (or Python) literal; a one-line reason when it is not one."""
+    try:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return ast.literal_eval(text)
+    except RecursionError:  # the parsers recurse once per level of brackets
+        msg = f"{_shown(text)} is nested too deeply to be an array (at most {_MAX_DIMS} dimensions)"
+        raise argparse.ArgumentTypeError(msg) from None
+    except (ValueError, SyntaxError, TypeError, MemoryError):
+        msg = f"{_shown(text)} is neither an array literal such as [[0.1, 0.6, 0.3]] nor a .npy file"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists nest at the start of ``value`` (NumPy's dimensions, if rectangular)."""
+    depth = 0
+    while isinstance(value, list | tuple):
+        depth += 1
+        if not value or depth > _MAX_DIMS:
+            break
+        value = value[0]
+    return depth
 
 
 _TEX = {
@@ -182,7 +212,9 @@ def loss_options(fn: Callable[..., Any]) -> list[LossOption]:
             tuple(re.findall(r'"(\w+)"', type_line.partition("}")[0])) if kind == "choice" else ()
         )
         shown = f"{type_line}. {description}" if type_line else description
-        if kind == "array":
-            shown += " Given as an array literal, a number, or a .npy file."
+        if kind == "array":  # a number only where the loss takes one in place of an array
+            scalar = "float" in type_line
+            forms = "a number, an array literal, or a .npy file" if scalar else "an array literal or a .npy file"
+            shown += f" Given as {forms}."
         options.append(LossOption(name, kind, parameter.default, choices, shown))
     return options
