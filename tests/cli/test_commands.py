@@ -72,6 +72,16 @@ def test_check_lists_findings_and_sets_the_exit_status(run_cli) -> None:  # noqa
     assert shown.code == 1 and "unnormalised-log-probabilities" in shown.out and "fix:" in shown.out
 
 
+@pytest.mark.parametrize("json_flag", [(), ("--json",)])
+def test_check_also_reports_the_losss_refusal_next_to_its_findings(run_cli, json_flag) -> None:  # noqa: ANN001
+    # probabilities where logits belong (a finding) and a class index out of range (a refusal)
+    done = run_cli("check", "cross_entropy", "--input", "[[0.2, 0.8]]", "--target", "[5]", *json_flag)
+    assert done.code == 1 and "probabilities-as-logits" in done.out
+    assert "the loss refuses this call: cross_entropy: target contains class index 5" in done.err
+    fine = run_cli("check", "cross_entropy", "--input", "[[0.2, 0.8]]", "--target", "[1]", *json_flag)
+    assert fine.code == 1 and fine.err == ""
+
+
 def test_plot_draws_every_curve_it_offers(run_cli, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "all.png"
     done = run_cli("plot", *CURVES, "--out", str(out), "--gamma", "1", "3")

@@ -366,6 +366,35 @@ def test_explain_prints_the_arithmetic_for_people(run_cli) -> None:  # noqa: ANN
         assert text in done.out
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected", "absent"),
+    [
+        (("--reduction", "sum"), "∂ value / ∂ input = (p - onehot(y))\n", "/ D"),
+        (("--reduction", "none"), "∂ Σ ℓ / ∂ input = (p - onehot(y))\n", "/ D"),
+        ((), "∂ value / ∂ input = (p - onehot(y)) / D\n", "∂ Σ ℓ"),
+    ],
+)
+def test_the_gradient_line_says_what_is_differentiated(run_cli, argv, expected, absent) -> None:  # noqa: ANN001
+    done = run_cli("explain", "cross_entropy", "--input", "[[1.0, 2.0, 0.5], [0.1, 0.2, 0.3]]", "--target", "[1, 0]", *argv)
+    gradient_line = done.out[done.out.index("gradient  ") :]
+    assert expected in gradient_line and absent not in gradient_line
+
+
+def test_a_straight_through_gradient_is_labelled_as_such(run_cli) -> None:  # noqa: ANN001
+    argv = ["explain", "arcface_loss", "--input", "[[1.0, 2.0], [0.5, -1.0]]", "--centers", "[[1, 0], [0, 1]]",
+            "--target", "[1, 0]", "--scale", "8"]
+    exact, straight = run_cli(*argv, "--json"), run_cli(*argv, "--gradient", "straight_through", "--json")
+    exact, straight = json.loads(exact.out)["gradient"], json.loads(straight.out)["gradient"]
+    assert not np.allclose(exact["value"], straight["value"])  # two different gradients
+    assert "straight_through" in straight["formula"] and "straight_through" not in exact["formula"]
+
+
+def test_a_count_denominator_is_printed_in_full(run_cli, tmp_path) -> None:  # noqa: ANN001
+    np.save(tmp_path / "x.npy", np.zeros(1_234_567))
+    done = run_cli("explain", "mse_loss", "--input", str(tmp_path / "x.npy"), "--target", str(tmp_path / "x.npy"))
+    assert "0 / 1234567 = 0" in done.out
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     data=st.data(),

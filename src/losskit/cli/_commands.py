@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,10 +118,12 @@ def _reduction_row(e: Explanation) -> tuple[str, str, str]:
         return "reduction 'sum'", "Σ ℓ", f"{e.numerator:.6g}"
     with np.errstate(divide="ignore", invalid="ignore"):  # D = 0 gives nan (or inf), as torch
         mean = np.float64(e.numerator) / e.denominator
+    # A count in full (1234567, not 1.23457e+06); a sum of weights to 6 digits.
+    d = f"{e.denominator:.0f}" if float(e.denominator).is_integer() else f"{e.denominator:.6g}"
     return (
         f"reduction {e.reduction!r}",
         f"Σ ℓ / D, D = {e.denominator_is}",
-        f"{e.numerator:.6g} / {e.denominator:.6g} = {mean:.6g}",
+        f"{e.numerator:.6g} / {d} = {mean:.6g}",
     )
 
 
@@ -142,7 +145,7 @@ def _render_explanation(console: Console, e: Explanation) -> None:
         Text.assemble(("value     ", "bold"), _array_text(e.value), f"   (losskit.{e.loss})")
     )
     console.print(
-        Text.assemble(("gradient  ", "bold"), f"∂ value / ∂ input = {e.gradient_formula}")
+        Text.assemble(("gradient  ", "bold"), f"∂ {e.gradient_of} / ∂ input = {e.gradient_formula}")
     )
     console.print(Text(_array_text(e.gradient)))
     for finding in e.findings:
@@ -162,6 +165,11 @@ def _check_command(args: argparse.Namespace) -> int:
             console.print(_finding_text(finding))
         if not findings:
             console.print(f"{args.loss}: no problems found")
+    if findings:  # and the loss's own refusal, if any, which the findings may not explain
+        try:
+            explain(args.loss, x, t, **options)
+        except (ValueError, TypeError) as error:
+            print(f"losskit check {args.loss}: the loss refuses this call: {_one_line(error)}", file=sys.stderr)
     return 1 if findings else 0
 
 

@@ -10,6 +10,7 @@ there to be read, and the tests check that they recompute to that value.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,12 @@ class Explanation:
     findings: tuple[_diagnose.Finding, ...]
     ignored: int = 0  # positions that ignore_index skips (NaN in their steps)
 
+    @property
+    def gradient_of(self) -> str:
+        """What :attr:`gradient` differentiates: the value, or for ``"none"`` the sum of the
+        per-position losses (``grad_output`` of ones)."""
+        return "Σ ℓ" if self.reduction == "none" else "value"
+
     def to_json(self) -> dict[str, Any]:
         """A strict-JSON-ready dict: NaN (a position that ``ignore_index`` skips, or a NaN of
         the arithmetic) becomes ``null``, infinities the strings ``"inf"`` and ``"-inf"``."""
@@ -91,7 +98,11 @@ class Explanation:
                 "denominator_is": self.denominator_is,
             },
             "value": _jsonable(self.value),
-            "gradient": {"formula": self.gradient_formula, "value": _jsonable(self.gradient)},
+            "gradient": {
+                "of": self.gradient_of,
+                "formula": self.gradient_formula,
+                "value": _jsonable(self.gradient),
+            },
             "findings": [finding_json(f) for f in self.findings],
         }
 
@@ -476,8 +487,13 @@ def _margin_loss(loss: str) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]]
     def explainer(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
         c = cosines(x, o["centers"])
         logits_are = f"f_ij = {spec.scaled_by} t_ij,  t_ij = c_ij, with ψ at j = y_i"
+        margin_is = (
+            "the margin taken as the identity (gradient='straight_through')"
+            if o.get("gradient") == "straight_through"
+            else "the margin"
+        )
         a = _Arithmetic(
-            "", "chain rule through the softmax, the margin and the normalisation (value_and_grad)"
+            "", f"chain rule through the softmax, {margin_is} and the normalisation (value_and_grad)"
         )
         a.step("embedding_norm", "length of each embedding", "‖x_i‖", c.embedding_norm)
         a.step("unit_embeddings", "embeddings at unit length", "x̂_i = x_i / ‖x_i‖", c.unit_embeddings)
@@ -613,7 +629,8 @@ def explain(
         denominator_is=a.count_is if denominator is not None else "",
         value=value,
         gradient=np.asarray(gradient),
-        gradient_formula=a.gradient,
+        # Without a mean there is no D to divide by.
+        gradient_formula=a.gradient if denominator is not None else re.sub(r"\s*/ D\b", "", a.gradient),
         findings=tuple(_diagnose.diagnose(loss_name, input, target, **options)),
         ignored=a.ignored,
     )
