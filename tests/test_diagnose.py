@@ -25,12 +25,13 @@ EMB = RNG.normal(size=(6, 5))
 CENTERS = RNG.normal(size=(4, 5))
 SUB_CENTERS = RNG.normal(size=(4, 3, 5))
 COSINE = np.tanh(LOGITS)
+LOGITS_4D, Q_LOGITS_4D = 2 * RNG.normal(size=(2, 4, 3, 5)), RNG.normal(size=(2, 4, 3, 5))
 
 
 # --- independent NumPy oracles ---------------------------------------------------------------
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
+def log_softmax(x: np.ndarray) -> np.ndarray:  # along axis 1
     shifted = x - x.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
@@ -48,6 +49,16 @@ def focal(x: np.ndarray, y: np.ndarray, gamma: float = 2.0, alpha: np.ndarray | 
 
 def kl(log_p: np.ndarray, t: np.ndarray, denominator: float) -> float:
     return float(np.sum(np.where(t > 0, t * np.log(np.where(t > 0, t, 1)), 0) - t * log_p) / denominator)
+
+
+def bce(p: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log1p(-p))))
+
+
+def sigmoid_focal(p: np.ndarray, y: np.ndarray, gamma: float = 2.0, alpha: float = 0.25) -> float:
+    p_t = p * y + (1 - p) * (1 - y)
+    a_t = alpha * y + (1 - alpha) * (1 - y)
+    return float(np.mean(-a_t * (1 - p_t) ** gamma * np.log(p_t)))
 
 
 def bce_with_logits(x: np.ndarray, y: np.ndarray, pos_weight: float = 1.0) -> float:
@@ -109,6 +120,11 @@ TRIGGERS = [
         float(np.mean(-(PROBS * np.log(PROBS)).sum(axis=1))),
     ),
     ("probabilities-as-logits", ("cross_entropy", np.array([[0.1, 0.6, 0.3]]), np.array([1])), {}, -np.log(0.6)),
+    # the sigmoid applied twice: the intended call takes logit(p), whose sigmoid is p again
+    ("probabilities-as-logits", ("binary_cross_entropy_with_logits", PROBS.ravel(), (PROBS.ravel() > 0.25) * 1.0),
+     {}, bce(PROBS.ravel(), (PROBS.ravel() > 0.25) * 1.0)),
+    ("probabilities-as-logits", ("sigmoid_focal_loss", PROBS.ravel(), (PROBS.ravel() > 0.25) * 1.0),
+     {"reduction": "mean"}, sigmoid_focal(PROBS.ravel(), (PROBS.ravel() > 0.25) * 1.0)),
     ("probabilities-as-log-probabilities", ("nll_loss", PROBS, TARGET), {}, ce(LOGITS, TARGET)),
     (
         "probabilities-as-log-probabilities",
@@ -224,6 +240,13 @@ QUIET = [
     ("kl_div", log_softmax(LOGITS), np.log(Q), {"reduction": "batchmean", "log_target": True}),
     ("kl_div", log_softmax(LOGITS), np.eye(4)[TARGET], {"reduction": "sum"}),  # zeros in the target
     ("kl_div", np.log(np.array([0.2, 0.3, 0.5])), np.array([0.1, 0.6, 0.3]), {}),  # 1-D: "mean" is the batchmean
+    # distillation over dim 1 of (N, C, H, W): kl_div is told no axis, the distributions' is found
+    ("kl_div", log_softmax(LOGITS_4D), np.exp(log_softmax(Q_LOGITS_4D)), {"reduction": "batchmean"}),
+    ("kl_div", log_softmax(LOGITS_4D), log_softmax(Q_LOGITS_4D), {"reduction": "batchmean", "log_target": True}),
+    # ignored rows may hold anything (here padding zeros, whose exp sums to C)
+    ("nll_loss", np.vstack([log_softmax(LOGITS), np.zeros((2, 4))]), np.r_[TARGET, -100, -100], {}),
+    ("cross_entropy", np.vstack([LOGITS, [[0.1, 0.2, 0.3, 0.4]]]), np.r_[TARGET, 7], {"ignore_index": 7}),
+    ("binary_cross_entropy_with_logits", np.array([0.2, 0.9, 0.5]), np.array([0.0, 1.0, 1.0]), {}),  # too few to tell
     ("binary_cross_entropy", PROBS.ravel(), (PROBS.ravel() > 0.25).astype(float), {}),
     ("binary_cross_entropy_with_logits", LOGITS.ravel(), (LOGITS.ravel() > 0).astype(float), {}),
     ("cross_entropy", IMBALANCED_LOGITS, IMBALANCED, {"weight": np.array([0.5, 8.0])}),  # already weighted
@@ -342,6 +365,22 @@ def test_set_checks_warns_once_per_finding_and_keeps_the_value() -> None:
     assert quiet == []
     assert lk.set_checks(False) is True
     lk.cross_entropy(PROBS, TARGET)  # off again: warnings are errors here, so none was emitted
+
+
+def test_kl_div_fixes_use_the_axis_of_the_targets_distributions() -> None:
+    # logits (not log-probabilities) along dim 1 of (N, C, H, W), probability targets along dim 1
+    finding = only("unnormalised-log-probabilities", "kl_div", LOGITS_4D, np.exp(log_softmax(Q_LOGITS_4D)),
+                   reduction="batchmean")
+    assert finding.intended_call.startswith("kl_div(log_softmax(input, 1)")
+    assert finding.intended_value == pytest.approx(kl(log_softmax(LOGITS_4D), np.exp(log_softmax(Q_LOGITS_4D)), 2))
+
+
+def test_set_checks_reaches_value_and_grad() -> None:
+    lk.set_checks(True)
+    with pytest.warns(lk.LosskitWarning, match=r"^\[probabilities-as-logits\]") as caught:
+        value, _ = lk.value_and_grad(lk.cross_entropy)(PROBS, TARGET)
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
+    assert float(value) == pytest.approx(ce(PROBS, TARGET))
 
 
 def test_set_checks_warns_for_every_finding_of_a_call() -> None:

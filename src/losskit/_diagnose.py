@@ -10,6 +10,7 @@ first; arrays whose values cannot be read (JAX tracers) are never checked by
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ._binary import binary_cross_entropy_with_logits
+from ._focal import sigmoid_focal_loss
 from ._lib import _autodiff
 from ._lib._checks import class_axis
 from ._lib._compat import Array, is_concrete, is_torch
@@ -34,6 +36,9 @@ __all__ = ["Finding", "LosskitWarning", "diagnose", "set_checks"]
 # enough for float32 round-off and for probabilities typed with a few decimals (rows of
 # float16 or bfloat16 values get C times their machine epsilon, if that is more).
 ROW_SUM_TOLERANCE = 1e-3
+# Logits of a binary loss all in [0, 1] read as probabilities from this many values on (for
+# logits centred on 0, all of n being nonnegative has odds of 2^-n).
+MIN_BINARY_PROBABILITIES = 4
 # A class (or label) counts as rare when the commonest one has this many times its targets.
 IMBALANCE_RATIO = 10
 # An angular margin above this (90 degrees) is read as degrees: at m >= pi / 2 even an embedding
@@ -99,12 +104,29 @@ class _Call:
     input: np.ndarray  # float64, at least 1-d
     target: np.ndarray | None
     options: dict[str, Any]
-    axis: int  # the class axis of the input (the last one for kl_div)
+    axis: int  # the class axis of the input (for kl_div, that of its distributions)
     tolerance: float  # how far from 1 a row sum may be
 
     def rows(self, values: np.ndarray) -> np.ndarray:
-        """``values`` (shaped like the input) as rows of class values, shape ``(-1, C)``."""
-        return np.moveaxis(values, self.axis, -1).reshape(-1, values.shape[self.axis])
+        """``values`` (shaped like the input) as rows of class values, shape ``(-1, C)``;
+        without the rows whose target ``ignore_index`` skips (they may hold anything)."""
+        rows = np.moveaxis(values, self.axis, -1).reshape(-1, values.shape[self.axis])
+        return rows if self.kept is None else rows[self.kept]
+
+    @functools.cached_property
+    def kept(self) -> np.ndarray | None:
+        """Which rows count, for class-index targets with an ``ignore_index``; else ``None``."""
+        parameters = inspect.signature(self.fn).parameters
+        if "ignore_index" not in parameters or not self.is_class_index_target():
+            return None
+        ignored = self.options.get("ignore_index", parameters["ignore_index"].default)
+        return self.target.reshape(-1) != ignored
+
+    def target_axis(self) -> int | None:
+        """The input's :attr:`axis` in a target that broadcasts against it (counted from the
+        end); ``None`` when the target does not have that axis."""
+        axis = self.axis - self.input.ndim
+        return axis if self.target is not None and axis >= -self.target.ndim else None
 
     def is_distribution(self, values: np.ndarray) -> bool:
         """Every row of ``values`` lies in [0, 1] and sums to 1 (two classes or more, no NaN)."""
@@ -246,10 +268,9 @@ def _unnormalised_log_probabilities(call: _Call) -> Finding | None:
         return None
     positive = " (it has positive values: are these logits?)" if np.any(call.input > 0) else ""
     axis = call.axis
-    dim = "the last dim" if call.loss == "kl_div" else f"dim={axis}"
     return Finding(
         "unnormalised-log-probabilities",
-        f"{call.loss} expects log-probabilities, whose exp sums to 1 along {dim}, but the "
+        f"{call.loss} expects log-probabilities, whose exp sums to 1 along dim={axis}, but the "
         f"rows of exp(input) {_sum_to(sums)}{positive}.",
         f"apply log_softmax(input, {axis}) first"
         + (", or call cross_entropy on the logits." if call.loss == "nll_loss" else "."),
@@ -271,6 +292,22 @@ def _logits_as_probabilities(call: _Call) -> Finding | None:
         "exact where sigmoid then log would round).",
         _call_text("binary_cross_entropy_with_logits", "input", "target", options, has_target=True),
         _evaluate(binary_cross_entropy_with_logits, x, call.target, options),
+    )
+
+
+def _probabilities_as_binary_logits(call: _Call) -> Finding | None:
+    x = call.input
+    if x.size < MIN_BINARY_PROBABILITIES or not np.all((x >= 0) & (x <= 1)):
+        return None
+    return Finding(
+        "probabilities-as-logits",
+        f"{call.loss} applies the sigmoid to its input, but all {x.size} input values lie in "
+        "[0, 1]: these look like probabilities, and the sigmoid is applied twice.",
+        "pass the logits (the scores before the sigmoid), or logit(p) = log(p) - log1p(-p), "
+        "which the sigmoid turns back into p"
+        + (", or call binary_cross_entropy on the probabilities." if call.loss.startswith("binary") else "."),
+        call.text("logit(input)"),
+        call.evaluate(np.log(x) - np.log1p(-x), call.target),
     )
 
 
@@ -306,7 +343,10 @@ def _unnormalised_target(call: _Call) -> Finding | None:
         return None
     if call.loss == "cross_entropy" and t.shape != call.input.shape:
         return None  # class indices, not class probabilities
-    axis = call.axis if call.loss == "cross_entropy" else t.ndim - 1
+    axis = call.target_axis()
+    if axis is None:
+        return None  # a kl_div target that broadcasts along the distributions' axis
+    axis %= t.ndim
     log_target = call.options.get("log_target", False)
     if log_target:
         total = np.sum(np.exp(t), axis=axis, keepdims=True)
@@ -331,9 +371,10 @@ def _unnormalised_target(call: _Call) -> Finding | None:
 
 def _log_target_without_flag(call: _Call) -> Finding | None:
     t = call.target
-    if t is None or call.options.get("log_target", False) or t.ndim == 0 or t.size == 0:
+    axis = call.target_axis()
+    if call.options.get("log_target", False) or axis is None or t.size == 0:
         return None
-    if not np.any(t < 0) or np.any(t > 0) or call.unnormalised(np.exp(t).sum(axis=-1)):
+    if not np.any(t < 0) or np.any(t > 0) or call.unnormalised(np.exp(t).sum(axis=axis)):
         return None
     return Finding(
         "log-target-without-flag",
@@ -475,7 +516,8 @@ _DIAGNOSTICS: dict[str, tuple[Callable[[_Call], Finding | None], ...]] = {
         _kl_div_mean,
     ),
     "binary_cross_entropy": (_logits_as_probabilities,),
-    "binary_cross_entropy_with_logits": (_label_imbalance,),
+    "binary_cross_entropy_with_logits": (_probabilities_as_binary_logits, _label_imbalance),
+    "sigmoid_focal_loss": (_probabilities_as_binary_logits,),
     "arcface_loss": (_centers_transposed, _margin_in_degrees),
     "subcenter_arcface_loss": (_margin_in_degrees,),
     "additive_angular_margin": (_margin_in_degrees,),
@@ -568,11 +610,14 @@ def diagnose(
     The diagnostics and their codes:
 
     * ``probabilities-as-logits`` (``cross_entropy``, ``focal_loss``, ``softmax_entropy``):
-      input rows in [0, 1] that sum to 1, so softmax is applied twice;
+      input rows in [0, 1] that sum to 1, so softmax is applied twice; and
+      (``binary_cross_entropy_with_logits``, ``sigmoid_focal_loss``) four or more input
+      values all in [0, 1], so the sigmoid is applied twice;
     * ``probabilities-as-log-probabilities`` (``nll_loss``, ``kl_div``): probabilities where
       log-probabilities belong;
     * ``unnormalised-log-probabilities`` (``nll_loss``, ``kl_div``): rows whose ``exp`` does
-      not sum to 1, such as logits, or log-probabilities of rows summing to 1.1;
+      not sum to 1, such as logits, or log-probabilities of rows summing to 1.1 (rows whose
+      target ``ignore_index`` skips are not read);
     * ``logits-as-probabilities`` (``binary_cross_entropy``): values outside [0, 1];
     * ``one-hot-target`` (``cross_entropy``, ``nll_loss``, ``focal_loss``): integer one-hot
       rows where class indices belong;
@@ -628,19 +673,44 @@ def diagnose(
     x = host.astype(np.float64)
     if not rules or x.ndim == 0:
         return []
+    eps = max(_epsilon(input, host), 0.0 if t is None else _epsilon(target, t))
     try:
         axis = (
-            x.ndim - 1 if loss_name == "kl_div" else class_axis(loss_name, x, options.get("dim", 1))
+            _distribution_axis(x, t, options.get("log_target", False), eps)
+            if loss_name == "kl_div"
+            else class_axis(loss_name, x, options.get("dim", 1))
         )
     except (ValueError, TypeError):
         return []  # a bad dim: the loss itself says what is wrong
     if x.shape[axis] == 0:
         return []  # no class, so no row to read: the loss itself says what is wrong
-    eps = max(_epsilon(input, host), 0.0 if t is None else _epsilon(target, t))
-    tolerance = max(ROW_SUM_TOLERANCE, x.shape[axis] * eps)
+    tolerance = _tolerance(x.shape[axis], eps)
     call = _Call(loss_name, losses[loss_name], x, t, options, axis, tolerance)
     with _checks_paused(), np.errstate(all="ignore"):
         return [f for f in (rule(call) for rule in rules) if f is not None]
+
+
+def _tolerance(classes: int, eps: float) -> float:
+    return max(ROW_SUM_TOLERANCE, classes * eps)
+
+
+def _distribution_axis(x: np.ndarray, t: np.ndarray | None, log_target: bool, eps: float) -> int:
+    """The axis of kl_div's distributions, which kl_div (element-wise) is not told: the first
+    of the last axis, then the others in order, along which the input (as log-probabilities
+    or as probabilities) or the target sums to 1; the last axis when none does."""
+    with np.errstate(all="ignore"):
+        candidates = [
+            np.exp(x),
+            x,
+            *([np.exp(t) if log_target else t] if t is not None and t.shape == x.shape else []),
+        ]
+        for axis in (x.ndim - 1, *range(x.ndim - 1)):
+            tolerance = _tolerance(x.shape[axis], eps)
+            for values in candidates:
+                sums = values.sum(axis=axis)
+                if x.shape[axis] > 1 and sums.size and np.all(np.abs(sums - 1) <= tolerance):
+                    return axis
+    return x.ndim - 1
 
 
 _CHECKS_ON = [False]
@@ -666,7 +736,7 @@ def _warn_findings(loss_name: str, bound: inspect.BoundArguments) -> None:
     except (ValueError, TypeError):
         return  # the loss itself will say what is wrong with these arguments
     for finding in findings:
-        warnings.warn(str(finding), LosskitWarning, stacklevel=3)
+        warnings.warn(str(finding), LosskitWarning, stacklevel=4)  # the loss's caller
 
 
 def set_checks(enabled: bool) -> bool:

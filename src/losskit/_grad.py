@@ -8,7 +8,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from ._lib._autodiff import VJP, rule_of
+from ._lib._autodiff import VJP, rule_of, run_check
 from ._lib._compat import Array
 from ._lib._numerics import quiet_floating_point
 
@@ -82,13 +82,14 @@ def value_and_grad(
         raise ValueError(msg)
 
     impl = quiet_floating_point(rule.impl)
+    signature = inspect.signature(loss_fn)
 
     @functools.wraps(loss_fn)
     def value_and_gradient(*args: Any, grad_output: Any = None, **kwargs: Any) -> tuple[Array, Any]:
+        run_check(loss_fn.__name__, signature, args, kwargs)  # losskit.set_checks
         value, grads = impl(*args, vjp=VJP(grad_output, wrt), **kwargs)
         return value, (grads[0] if isinstance(argnums, int) else grads)
 
-    signature = inspect.signature(loss_fn)
     grad_output = inspect.Parameter("grad_output", inspect.Parameter.KEYWORD_ONLY, default=None)
     value_and_gradient.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[*signature.parameters.values(), grad_output], return_annotation="tuple"

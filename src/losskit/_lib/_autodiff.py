@@ -29,6 +29,7 @@ __all__ = [
     "install_check",
     "loss",
     "rule_of",
+    "run_check",
     "upstream",
     "weigh_and_reduce",
 ]
@@ -75,6 +76,14 @@ def install_check(check: Check | None) -> None:
     _CHECK[0] = check
 
 
+def run_check(name: str, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Run the installed check, if any, on a call of the loss ``name`` (its public
+    ``signature``, without ``vjp``): from the loss itself and from ``value_and_grad``."""
+    check = _CHECK[0]
+    if check is not None:
+        check(name, signature.bind(*args, **kwargs))
+
+
 def loss(*, argnums: tuple[int, ...] = (0,)) -> Callable[[Callable[..., Result]], Any]:
     """Make the public function of an implementation and register it as the gradient rule.
 
@@ -93,9 +102,7 @@ def loss(*, argnums: tuple[int, ...] = (0,)) -> Callable[[Callable[..., Result]]
             if "vjp" in kwargs:
                 msg = f"{name}() got an unexpected keyword argument 'vjp'"
                 raise TypeError(msg)
-            check = _CHECK[0]
-            if check is not None:
-                check(name, public.__signature__.bind(*args, **kwargs))  # type: ignore[attr-defined]
+            run_check(name, public.__signature__, args, kwargs)  # type: ignore[attr-defined]
             return run(*args, **kwargs).value
 
         public.__signature__ = signature.replace(  # type: ignore[attr-defined]
