@@ -198,3 +198,15 @@ def test_modules_work_under_torch_compile(name: str) -> None:
     module, arrays, _ = _build(name)
     compiled = torch.compile(module)
     torch.testing.assert_close(compiled(*arrays), module(*arrays), rtol=1e-12, atol=0)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_changed_option_recompiles_into_one_graph() -> None:
+    # SphereFace anneals lambda_ every step: dynamo then traces it as a symbolic float
+    torch.manual_seed(0)
+    module = lknn.SphereFaceLoss(5, 6).double()
+    compiled = torch.compile(module, fullgraph=True)
+    x, y = torch.randn(8, 6, dtype=torch.float64), torch.randint(0, 5, (8,))
+    for step in (0, 100, 1000):
+        module.lambda_ = lk.sphereface_lambda(step)
+        torch.testing.assert_close(compiled(x, y), module(x, y), rtol=1e-12, atol=0)

@@ -115,7 +115,7 @@ def finite_number(
     """``value`` as a finite Python float, optionally ``>= at_least`` or ``> above``."""
     v = number(fn, name, value)
     if not (
-        math.isfinite(v)
+        -math.inf < v < math.inf  # not math.isfinite, which torch.compile cannot trace on a symbolic float
         and (at_least is None or v >= at_least)
         and (above is None or v > above)
     ):
