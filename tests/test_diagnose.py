@@ -327,8 +327,8 @@ def test_the_margin_losses_take_their_centres_as_an_option() -> None:
 def test_set_checks_passes_the_centres_of_a_margin_loss() -> None:
     lk.set_checks(True)
     with pytest.warns(lk.LosskitWarning, match=r"^\[margin-in-degrees\]"):
-        value = lk.arcface_loss(EMB, CENTERS, TARGET, margin=28.6)
-    assert float(value) == pytest.approx(arcface(EMB, CENTERS, TARGET, m=28.6))
+        value = lk.arcface_loss(EMB, CENTERS, TARGET, margin=2.0)  # 115 degrees: radians < pi, suspicious
+    assert float(value) == pytest.approx(arcface(EMB, CENTERS, TARGET, m=2.0))
     lk.cosface_loss(EMB, CENTERS, TARGET)  # nothing to say: warnings are errors here
 
 

@@ -53,9 +53,10 @@ def reference_psi(kind: str, cos: torch.Tensor, options: dict) -> torch.Tensor:
 def reference_loss(kind: str, x: torch.Tensor, w: torch.Tensor, y: torch.Tensor, options: dict) -> torch.Tensor:
     options = dict(options)
     ce = {k: options.pop(k) for k in ("weight", "ignore_index", "reduction", "label_smoothing") if k in options}
-    x_norm = x.norm(dim=1, keepdim=True)
+    # as F.normalize: lengths of at least 1e-12 (a zero row has a zero direction)
+    x_norm = x.norm(dim=1, keepdim=True).clamp_min(1e-12)
     w2 = w.reshape(-1, w.shape[-1])
-    w_norm = w2.norm(dim=1, keepdim=True)
+    w_norm = w2.norm(dim=1, keepdim=True).clamp_min(1e-12)
     cos = (x / x_norm) @ (w2 / w_norm).T
     if kind == "subcenter_arcface":
         cos = cos.reshape(x.shape[0], w.shape[0], w.shape[1]).max(dim=2).values
@@ -399,6 +400,152 @@ def test_sphereface_lambda_follows_the_official_schedule() -> None:
     assert steps == sorted(steps, reverse=True)
 
 
+# ----------------------------------------------------------------- zero rows, tied sub-centres
+
+
+@pytest.mark.parametrize("kind", LOSSES)
+@pytest.mark.parametrize("zero", ["embeddings", "centers"])
+def test_a_zero_row_has_the_same_finite_gradient_under_every_autodiff(kind: str, zero: str) -> None:
+    # A zero row's direction is 0 and its length 1e-12, a constant, as F.normalize has it: the
+    # norm's own slope (0 / 0 there) must not leak a NaN into jax.grad.
+    x, w, y = problem(kind, seed=12)
+    if zero == "embeddings":
+        x[2] = 0.0
+    elif kind == "subcenter_arcface":
+        w[1, 0] = 0.0
+    else:
+        w[1] = 0.0
+    _, dx, dw = reference_with_grads(kind, x, w, y, {}, None)
+    assert torch.isfinite(dx).all() and torch.isfinite(dw).all()
+    big = float(max(dx.abs().max(), dw.abs().max()))
+    jax_grads = jax.grad(lambda a, b: loss_fn(kind)(a, b, jnp.asarray(y)), argnums=(0, 1))(jnp.asarray(x), jnp.asarray(w))
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    loss_fn(kind)(xt, wt, torch.tensor(y)).backward()
+    _, rule_grads = lk.value_and_grad(loss_fn(kind), argnums=(0, 1))(x, w, y)
+    for gx, gw in (jax_grads, (xt.grad, wt.grad), rule_grads):
+        assert np.isfinite(np.asarray(gx)).all() and np.isfinite(np.asarray(gw)).all()
+        assert_close(gx, dx, rtol=1e-8, atol=1e-12 * big)
+        assert_close(gw, dw, rtol=1e-8, atol=1e-12 * big)
+
+
+def test_tied_sub_centres_give_the_whole_gradient_to_the_first() -> None:
+    # Centres along the axes make the cosines exact, so the ties are exact: the first of the
+    # nearest sub-centres takes the gradient (as pytorch-metric-learning's max does), the
+    # others nothing, whichever autodiff runs.
+    rng = np.random.default_rng(13)
+    x = rng.uniform(0.1, 1.0, (6, 4))  # positive: the cosine with -e_j is the smaller
+    e = np.eye(4)[:3]
+    w = np.stack([e[0], e[0], e[0]]), np.stack([2 * e[1], 2 * e[1], -e[1]]), np.stack([-e[2], 4 * e[2], 4 * e[2]])
+    w = np.stack(w)  # (C, K, D) = (3, 3, 4)
+    y = rng.integers(0, 3, 6)
+    first = [0, 0, 1]  # the first nearest sub-centre of each class
+    chosen = w[np.arange(3), first]
+    value, _, dw_chosen = reference_with_grads("arcface", x, chosen, y, {"scale": 8.0}, None)
+    expected = np.zeros_like(w)
+    expected[np.arange(3), first] = dw_chosen.numpy()
+    options = {"scale": 8.0}
+    wt = torch.tensor(w, requires_grad=True)
+    got = lk.subcenter_arcface_loss(torch.tensor(x), wt, torch.tensor(y), **options)
+    got.backward()
+    assert_close(got.detach(), value, rtol=1e-12)
+    gw_jax = jax.grad(lambda b: lk.subcenter_arcface_loss(jnp.asarray(x), b, jnp.asarray(y), **options))(jnp.asarray(w))
+    _, gw_rule = lk.value_and_grad(lk.subcenter_arcface_loss, argnums=1)(x, w, y, **options)
+    for gw in (wt.grad, gw_jax, gw_rule):
+        assert_close(gw, expected, rtol=1e-10, atol=1e-14)
+
+
+# -------------------------------------------------------------------------- fallbacks
+
+
+def target_logit(m1: float, m2: float, m3: float, theta: np.ndarray, **options: Any) -> np.ndarray:
+    cos = np.cos(theta)[:, None]
+    return lk.combined_margin(cos, np.zeros(len(theta), dtype=int), m1=m1, m2=m2, m3=m3, scale=1.0, **options)[:, 0]
+
+
+# the configurations of the docstring, and more multipliers and margins
+CONFIGURATIONS = [(1, 0, 0), (1, 0.5, 0), (1, 0, 0.35), (1.35, 0, 0), (1, 0.3, 0.2),
+                  (1.35, 0.2, 0.1), (2.5, 0.1, 0), (0.8, 1.0, 0.1), (1, 2.8, 0), (1, 3.0, 0.2), (1.35, 3.0, 0.1), (0.5, 2.0, 0)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("m1", "m2", "m3"), CONFIGURATIONS)
+def test_the_default_fallback_never_lets_the_target_logit_rise_with_the_angle(m1: float, m2: float, m3: float) -> None:
+    theta = np.linspace(0, math.pi, 4001)
+    psi = target_logit(m1, m2, m3, theta)
+    assert np.all(np.diff(psi) <= 1e-12)
+    # the formula up to theta_L = (pi - m2) / m1, where it reaches -1 - m3, and past it the
+    # cosine lowered by max(m2 sin m2, 1 + cos theta_L): insightface's m sin m for ArcFace
+    limit = (math.pi - m2) / m1
+    drop = max(m2 * math.sin(m2), 1 + math.cos(limit))
+    expected = np.where(theta < limit, np.cos(m1 * theta + m2) - m3, np.cos(theta) - drop - m3)
+    np.testing.assert_allclose(psi, expected, rtol=1e-12, atol=1e-12)
+    if m1 == 1 and m3 == 0 and m2 <= 2.3:
+        assert drop == m2 * math.sin(m2)
+
+
+@pytest.mark.parametrize("margin", [0.5, 2.0, 2.8, 3.1])
+def test_the_arcface_fallback_never_lets_the_target_logit_rise_with_the_angle(margin: float) -> None:
+    cos = np.cos(np.linspace(0, math.pi, 4001))[:, None]
+    psi = lk.additive_angular_margin(cos, np.zeros(len(cos), dtype=int), margin=margin, scale=1.0)[:, 0]
+    assert np.all(np.diff(psi) <= 1e-12)
+
+
+def test_insightface_sphereface_is_the_combined_margin_without_fallback() -> None:
+    # insightface's (1.35, 0, 0) applies cos(1.35 theta) at every angle, rising past pi / 1.35
+    theta = np.linspace(0, math.pi, 1001)
+    cos = np.cos(theta)
+    rng = np.random.default_rng(14)
+    other = np.tanh(rng.standard_normal(len(theta)))
+    logits = lk.combined_margin(np.stack([cos, other], axis=1), np.zeros(len(theta), dtype=int), m1=1.35, scale=30.0, fallback="none")
+    np.testing.assert_allclose(logits[:, 0], 30.0 * np.cos(1.35 * np.arccos(cos)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(logits[:, 1], 30.0 * other, rtol=1e-15)
+    assert logits[-1, 0] > logits[len(theta) // 2 + 250, 0]  # the rise the default fallback removes
+
+
+@pytest.mark.parametrize("m3", [0.35, 0.0])
+def test_easy_fallback_applies_to_a_cosine_margin_alone(m3: float) -> None:
+    cos = np.array([[-0.5, 0.1], [0.5, 0.1], [0.0, 0.2]])
+    y = np.array([0, 0, 0])
+    expected = cos.copy()
+    expected[1, 0] -= m3  # the margin only where cos theta > 0
+    np.testing.assert_allclose(lk.combined_margin(cos, y, m3=m3, fallback="easy", scale=1.0), expected, rtol=1e-15)
+    # the same as with a vanishing angular margin
+    np.testing.assert_allclose(lk.combined_margin(cos, y, m2=1e-12, m3=m3, fallback="easy", scale=1.0), expected, atol=1e-11)
+    _, grad = lk.value_and_grad(lk.combined_margin)(cos, y, m3=m3, fallback="easy", scale=2.0, grad_output=np.ones_like(cos))
+    np.testing.assert_allclose(grad, 2.0 * np.ones_like(cos), rtol=1e-15)
+
+
+# --------------------------------------------------------------------- integer options
+
+
+@pytest.mark.parametrize("integer", [np.int64, np.int32, np.uint8, int])
+def test_numpy_integers_are_integers(integer: Any) -> None:
+    x, w, y = problem("sphereface", seed=15)
+    assert float(lk.sphereface_loss(x, w, y, margin=integer(3))) == float(lk.sphereface_loss(x, w, y, margin=3))
+    assert float(lk.large_margin_softmax_loss(x, w, y, margin=integer(2))) == float(lk.large_margin_softmax_loss(x, w, y, margin=2))
+    cos = np.tanh(np.random.default_rng(15).standard_normal((3, 4)))
+    np.testing.assert_array_equal(
+        lk.multiplicative_angular_margin(cos, y[:3], margin=integer(4)), lk.multiplicative_angular_margin(cos, y[:3], margin=4)
+    )
+    assert lk.sphereface_lambda(integer(100)) == lk.sphereface_lambda(100) == pytest.approx(1000 / 13, rel=1e-14)
+    assert type(lk.sphereface_lambda(integer(100))) is float
+
+
+def test_sphereface_lambda_accepts_constant_schedules() -> None:
+    assert lk.sphereface_lambda(50, gamma=0.0) == 1000.0
+    assert lk.sphereface_lambda(50, power=0.0) == 1000.0
+    assert lk.sphereface_lambda(50, base=2.0, lambda_min=0.0, gamma=0.5, power=0.5) == pytest.approx(2.0 / math.sqrt(26.0))
+
+
+@pytest.mark.parametrize("margin", [2.0, -2.0, 3.14])
+def test_margins_between_a_right_angle_and_pi_work_and_are_diagnosed(margin: float) -> None:
+    # radians beyond pi / 2 are accepted (finite values), and diagnose reads them as degrees
+    x, w, y = problem("arcface", seed=16)
+    value = lk.arcface_loss(x, w, y, margin=margin, scale=8.0)
+    assert np.isfinite(float(value))
+    codes = [f.code for f in lk.diagnose("arcface_loss", x, y, centers=w, margin=margin, scale=8.0)]
+    assert codes == ["margin-in-degrees"]
+
+
 # ------------------------------------------------------------------------------- errors
 
 
@@ -417,6 +564,25 @@ def test_sphereface_lambda_follows_the_official_schedule() -> None:
         (lambda: lk.combined_margin(np.ones((2, 3)), np.array([0, 1]), m1=0.0), ValueError, "m1 must be a finite number > 0"),
         (lambda: lk.additive_angular_margin(np.ones(3), np.array([0])), ValueError, "cosine must have shape (N, C)"),
         (lambda: lk.sphereface_lambda(-1), ValueError, "step must be an integer >= 0"),
+        (lambda: lk.sphereface_lambda(1.5), ValueError, "step must be an integer >= 0, got 1.5"),
+        (lambda: lk.sphereface_loss(np.ones((2, 3)), np.ones((4, 3)), np.array([0, 1]), margin=np.int64(0)), ValueError, "margin must be an integer >= 1 (the angle multiplier m), got np.int64(0)"),
+        (lambda: lk.sphereface_lambda(100, gamma=-0.05), ValueError, "sphereface_lambda: gamma must be a finite number >= 0, got -0.05"),
+        (lambda: lk.sphereface_lambda(100, gamma=-1.0, power=0.5), ValueError, "sphereface_lambda: gamma must be a finite number >= 0, got -1"),
+        (lambda: lk.sphereface_lambda(100, gamma=-1.0), ValueError, "sphereface_lambda: gamma must be a finite number >= 0, got -1"),
+        (lambda: lk.sphereface_lambda(100, power=-1.0), ValueError, "sphereface_lambda: power must be a finite number >= 0, got -1"),
+        (lambda: lk.sphereface_lambda(100, power=math.inf), ValueError, "sphereface_lambda: power must be a finite number >= 0, got inf"),
+        (lambda: lk.arcface_loss(np.ones((2, 3)), np.ones((4, 3)), np.array([0, 1]), margin=28.6), ValueError,
+         "arcface_loss: margin is an angle in radians and must satisfy |margin| < pi, got 28.6 (for a margin in degrees pass math.radians(28.6) = 0.499164)"),
+        (lambda: lk.subcenter_arcface_loss(np.ones((2, 3)), np.ones((4, 2, 3)), np.array([0, 1]), margin=-10), ValueError,
+         "subcenter_arcface_loss: margin is an angle in radians and must satisfy |margin| < pi, got -10"),
+        (lambda: lk.additive_angular_margin(np.ones((2, 3)), np.array([0, 1]), margin=math.pi), ValueError,
+         "additive_angular_margin: margin is an angle in radians and must satisfy |margin| < pi, got 3.14159"),
+        (lambda: lk.combined_margin(np.ones((2, 3)), np.array([0, 1]), m2=-4.0), ValueError,
+         "combined_margin: m2 is an angle in radians and must satisfy |m2| < pi, got -4"),
+        (lambda: lk.subcenter_arcface_loss(np.ones((2, 3)), np.ones((4, 0, 3)), np.array([0, 1])), ValueError,
+         "subcenter_arcface_loss: centers must hold at least one sub-centre per class, shape (C, K, D) with K >= 1, got shape (4, 0, 3)"),
+        (lambda: lk.subcenter_arcface_loss(torch.ones(2, 3), torch.ones(4, 0, 3), torch.tensor([0, 1])), ValueError,
+         "centers must hold at least one sub-centre per class"),
     ],
 )
 def test_bad_input_gets_a_clear_error(call: Any, error: type, words: str) -> None:

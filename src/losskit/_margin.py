@@ -66,8 +66,9 @@ class _Margin(NamedTuple):
             lam = self.lambda_
             return (lam * c + value) / (1 + lam), (lam + slope) / (1 + lam)
         if self.m1 == 1 and self.m2 == 0:  # a cosine margin alone: no angle involved
-            return c - self.m3, xp.ones_like(c)
-        value, slope = self._angular(c, xp)
+            value, slope = c, xp.ones_like(c)
+        else:
+            value, slope = self._angular(c, xp)
         return self._fall_back(c, value - self.m3, slope, xp)
 
     def _sine(self, c: Array, xp: ModuleType) -> tuple[Array, Array]:
@@ -99,7 +100,11 @@ class _Margin(NamedTuple):
         if self.fallback == "easy":  # the margin only where theta < pi / 2
             keep, other = c > 0, c
         elif self.fallback == "cosface" and limit < math.pi:
-            keep, other = c > math.cos(limit), c - self.m2 * math.sin(self.m2) - self.m3
+            # insightface's cos(theta) - m sin(m), lowered where that would start above psi's
+            # minimum -1 - m3 at the limit (m1 > 1, or m2 beyond about 2.33 rad): the target
+            # logit then never rises with the angle.
+            drop = max(self.m2 * math.sin(self.m2), 1 + math.cos(limit))
+            keep, other = c > math.cos(limit), c - drop - self.m3
         else:
             return value, slope
         return xp.where(keep, value, other), xp.where(keep, slope, xp.ones_like(c))
@@ -150,13 +155,35 @@ def _policy(fn: str, fallback: object, gradient: object) -> tuple[str, str]:
     return fallback, gradient  # type: ignore[return-value]
 
 
-def _multiplicative(fn: str, margin: object, lambda_: object, gradient: object) -> _Margin:
-    if isinstance(margin, bool) or not isinstance(margin, int) or margin < 1:
-        msg = f"{fn}: margin must be an integer >= 1 (the angle multiplier m), got {margin!r}"
+def _whole_number(fn: str, name: str, value: object, least: int, meaning: str = "") -> int:
+    """``value`` as a Python int ``>= least`` (NumPy integers too); ``ValueError`` otherwise."""
+    try:
+        v = integer(fn, name, value)
+    except TypeError:
+        v = None
+    if v is None or v < least:
+        msg = f"{fn}: {name} must be an integer >= {least}{meaning}, got {value!r}"
         raise ValueError(msg)
+    return v
+
+
+def _multiplicative(fn: str, margin: object, lambda_: object, gradient: object) -> _Margin:
+    m = _whole_number(fn, "margin", margin, 1, " (the angle multiplier m)")
     lam = finite_number(fn, "lambda_", lambda_, at_least=0)
     _, gradient = _policy(fn, "none", gradient)
-    return _Margin(m1=margin, chebyshev=True, lambda_=lam, gradient=gradient)
+    return _Margin(m1=m, chebyshev=True, lambda_=lam, gradient=gradient)
+
+
+def _angle(fn: str, margin: object, name: str = "margin") -> float:
+    """An additive angular margin: radians, ``|margin| < pi``."""
+    m = finite_number(fn, name, margin)
+    if not abs(m) < math.pi:
+        msg = (
+            f"{fn}: {name} is an angle in radians and must satisfy |{name}| < pi, got {m:g} "
+            f"(for a margin in degrees pass math.radians({m:g}) = {math.radians(m):.6g})"
+        )
+        raise ValueError(msg)
+    return m
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -209,15 +236,18 @@ def additive_angular_margin(
         The class of each row; ``-1`` or ``ignore_index`` leaves a row without margin (as
         Partial FC marks samples whose class lives on another device).
     margin : float, default 0.5
-        The angle :math:`m` added to the target's, in radians (0.5 rad is about 28.6 degrees).
+        The angle :math:`m` added to the target's, in radians (0.5 rad is about 28.6 degrees),
+        with :math:`|m| < \pi`; pass ``math.radians(degrees)`` for a margin in degrees.
     scale : float, default 64
         The scale :math:`s` of every logit.
     ignore_index : int, default -100
         A target value that, like ``-1``, leaves its row without margin.
     fallback : {"cosface", "easy", "none"}, default "cosface"
         The target logit where the margin would push the angle past :math:`\pi`:
-        :math:`\cos\theta - m \sin m` there (insightface's classic branch), the margin only
-        where :math:`\cos\theta > 0` (``easy_margin``), or the formula everywhere.
+        :math:`\cos\theta - m \sin m` there (insightface's classic branch; for
+        :math:`m` beyond about 2.33 rad, where that would jump above the formula,
+        :math:`\cos\theta - (1 - \cos m)`), the margin only where :math:`\cos\theta > 0`
+        (``easy_margin``), or the formula everywhere.
     gradient : {"exact", "straight_through"}, default "exact"
         Differentiate the margin (finite everywhere), or treat it as the identity in the
         backward pass, as insightface does since 2022.
@@ -246,7 +276,7 @@ def additive_angular_margin(
     """
     fn = "additive_angular_margin"
     fallback, gradient = _policy(fn, fallback, gradient)
-    m = _Margin(m2=finite_number(fn, "margin", margin), fallback=fallback, gradient=gradient)
+    m = _Margin(m2=_angle(fn, margin), fallback=fallback, gradient=gradient)
     return _transform(fn, cosine, target, m, finite_number(fn, "scale", scale, above=0), ignore_index, vjp)
 
 
@@ -398,8 +428,11 @@ def combined_margin(
         f_{ij} = s \cos\theta_{ij} \ (j \ne y_i), \qquad
         f_{iy_i} = s \left(\cos(m_1 \theta_{iy_i} + m_2) - m_3\right)
 
-    ``(1, 0, 0)`` is the normalised softmax, ``(1, 0.5, 0)`` ArcFace, ``(1, 0, 0.35)`` CosFace,
-    ``(1.35, 0, 0)`` insightface's SphereFace and ``(1, 0.3, 0.2)`` their combination.
+    ``(1, 0, 0)`` is the normalised softmax, ``(1, 0.5, 0)`` ArcFace, ``(1, 0, 0.35)`` CosFace
+    and ``(1, 0.3, 0.2)`` their combination. ``(1.35, 0, 0)`` with ``fallback="none"`` is
+    insightface's SphereFace, :math:`\cos(1.35\,\theta)` everywhere (insightface applies no
+    fallback there), which rises again past :math:`\theta = \pi / 1.35`; the default
+    ``fallback="cosface"`` keeps the target logit falling as the angle grows.
 
     Parameters
     ----------
@@ -412,7 +445,7 @@ def combined_margin(
         The angle multiplier, > 0 (any real; see ``multiplicative_angular_margin`` for the
         monotonic integer form of SphereFace).
     m2 : float, default 0
-        The additive angular margin, radians.
+        The additive angular margin, radians, :math:`|m_2| < \pi`.
     m3 : float, default 0
         The additive cosine margin.
     scale : float, default 64
@@ -420,9 +453,14 @@ def combined_margin(
     ignore_index : int, default -100
         A target value that, like ``-1``, leaves its row without margin.
     fallback : {"cosface", "easy", "none"}, default "cosface"
-        The target logit where the margin would push the angle past :math:`\pi`:
-        :math:`\cos\theta - m \sin m` there (insightface's classic branch), the margin only
-        where :math:`\cos\theta > 0` (``easy_margin``), or the formula everywhere.
+        The target logit where :math:`m_1\theta + m_2` would pass :math:`\pi`, that is past
+        :math:`\theta_L = (\pi - m_2) / m_1` where the formula reaches its minimum
+        :math:`-1 - m_3`: ``"cosface"`` gives :math:`\cos\theta - \delta - m_3` there with
+        :math:`\delta = \max(m_2 \sin m_2,\ 1 + \cos\theta_L)` (insightface's classic branch
+        :math:`\cos\theta - m \sin m` for ArcFace's margins, lowered where it would jump above
+        the formula, as for :math:`m_1 > 1`), so that the target logit never rises with the
+        angle (for :math:`m_2 \ge 0`); ``"easy"`` applies the margin only where
+        :math:`\cos\theta > 0` (``easy_margin``); ``"none"`` the formula everywhere.
     gradient : {"exact", "straight_through"}, default "exact"
         Differentiate the margin (finite everywhere), or treat it as the identity in the
         backward pass, as insightface does since 2022.
@@ -448,11 +486,13 @@ def combined_margin(
     >>> c, y = np.array([[0.8, 0.1]]), np.array([0])
     >>> bool(np.allclose(lk.combined_margin(c, y, m2=0.5), lk.additive_angular_margin(c, y)))
     True
+    >>> lk.combined_margin(np.array([[-0.9, 0.1]]), y, m1=1.35, scale=1.0, fallback="none").round(4)
+    array([[-0.882,  0.1  ]])
     """
     fn = "combined_margin"
     fallback, gradient = _policy(fn, fallback, gradient)
     m = _Margin(
-        finite_number(fn, "m1", m1, above=0), finite_number(fn, "m2", m2), finite_number(fn, "m3", m3),
+        finite_number(fn, "m1", m1, above=0), _angle(fn, m2, "m2"), finite_number(fn, "m3", m3),
         fallback=fallback, gradient=gradient,
     )  # fmt: skip
     return _transform(fn, cosine, target, m, finite_number(fn, "scale", scale, above=0), ignore_index, vjp)
@@ -473,8 +513,13 @@ class _Head(NamedTuple):
 
 
 def _unit_rows(v: Array, xp: ModuleType) -> tuple[Array, Array]:
-    # Rows scaled to length one and their lengths, as F.normalize (at least 1e-12).
-    norm = xp.maximum(xp.linalg.vector_norm(v, axis=1, keepdims=True), xp.asarray(1e-12, dtype=v.dtype, device=device(v)))
+    # Rows scaled to length one and their lengths, as F.normalize (at least 1e-12, a constant
+    # there). The slope of the norm at a zero row is 0 / 0, and a where does not mask a NaN
+    # of the branch it drops (0 * NaN), so such rows take the norm of a row of ones instead.
+    tiny = xp.asarray(1e-12, dtype=v.dtype, device=device(v))
+    long = xp.linalg.vector_norm(stop_gradient(v), axis=1, keepdims=True) > tiny
+    safe = xp.where(long, v, xp.ones_like(v))
+    norm = xp.where(long, xp.linalg.vector_norm(safe, axis=1, keepdims=True), tiny)
     return v / norm, norm
 
 
@@ -502,6 +547,12 @@ def _margin_loss(
             f"{shape_of(embeddings)} and {shape_of(centers)}"
         )
         raise ValueError(msg)
+    if sub_centers and centers.shape[1] == 0:
+        msg = (
+            f"{fn}: centers must hold at least one sub-centre per class, shape (C, K, D) with "
+            f"K >= 1, got shape {shape_of(centers)}"
+        )
+        raise ValueError(msg)
     if centers.shape[-1] != embeddings.shape[1]:
         msg = (
             f"{fn}: centers must have the embedding size D = {embeddings.shape[1]} as their last "
@@ -515,9 +566,11 @@ def _margin_loss(
     w_hat, w_norm = _unit_rows(w, xp)
     cos_all = x_hat @ w_hat.T  # (N, C * K)
     n, num_classes = x.shape[0], centers.shape[0]
-    if sub_centers:  # each class answers with its closest sub-centre
+    if sub_centers:  # each class answers with its closest sub-centre (the first of tied ones)
         per_center = xp.reshape(cos_all, (n, num_classes, centers.shape[1]))
-        cos, nearest = xp.max(per_center, axis=2), xp.argmax(per_center, axis=2)
+        nearest = xp.argmax(per_center, axis=2)
+        # picked rather than xp.max, whose autodiff splits the gradient among tied sub-centres
+        cos = xp.take_along_axis(per_center, xp.expand_dims(nearest, axis=2), axis=2)[..., 0]
     else:
         cos = cos_all
     classes = class_index_target(fn, cos, target, axis=1, ignore_index=ignore_index, xp=xp)
@@ -575,7 +628,9 @@ def sphereface_lambda(
     step : int
         The training iteration :math:`t \ge 0`.
     base, gamma, power, lambda_min : float
-        The schedule's constants, by default those of the SphereFace release (1000, 0.12, 1, 5).
+        The schedule's constants, by default those of the SphereFace release (1000, 0.12, 1, 5):
+        ``base > 0``, and ``gamma >= 0`` and ``power >= 0`` so that :math:`\lambda` never grows
+        with the step.
 
     Returns
     -------
@@ -601,11 +656,10 @@ def sphereface_lambda(
     (1000.0, 76.92307692307693, 5.0)
     """
     fn = "sphereface_lambda"
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        msg = f"{fn}: step must be an integer >= 0, got {step!r}"
-        raise ValueError(msg)
-    base, gamma = finite_number(fn, "base", base, above=0), finite_number(fn, "gamma", gamma)
-    power, lambda_min = finite_number(fn, "power", power), finite_number(fn, "lambda_min", lambda_min)
+    step = _whole_number(fn, "step", step, 0)
+    base, gamma = finite_number(fn, "base", base, above=0), finite_number(fn, "gamma", gamma, at_least=0)
+    power = finite_number(fn, "power", power, at_least=0)
+    lambda_min = finite_number(fn, "lambda_min", lambda_min)
     return max(lambda_min, base * (1 + gamma * step) ** -power)
 
 
@@ -645,7 +699,8 @@ def arcface_loss(
     scale : float, default 64
         The radius :math:`s` of the hypersphere the logits live on.
     margin : float, default 0.5
-        The angular margin :math:`m`, radians (pytorch-metric-learning takes degrees).
+        The angular margin :math:`m`, radians, :math:`|m| < \pi` (pytorch-metric-learning
+        takes degrees: pass ``math.radians(degrees)``).
     fallback : {"cosface", "easy", "none"}, default "cosface"
         The target logit where :math:`\theta + m > \pi`; see ``additive_angular_margin``.
     gradient : {"exact", "straight_through"}, default "exact"
@@ -683,7 +738,7 @@ def arcface_loss(
     """
     fn = "arcface_loss"
     fallback, gradient = _policy(fn, fallback, gradient)
-    head = _Head(_Margin(m2=finite_number(fn, "margin", margin), fallback=fallback, gradient=gradient),
+    head = _Head(_Margin(m2=_angle(fn, margin), fallback=fallback, gradient=gradient),
                  finite_number(fn, "scale", scale, above=0), _FIXED)  # fmt: skip
     return _margin_loss(
         fn, embeddings, centers, target, head, weight=weight, ignore_index=ignore_index,
@@ -957,13 +1012,13 @@ def subcenter_arcface_loss(
     embeddings : array, shape ``(N, D)``
         Features; normalised inside.
     centers : array, shape ``(C, K, D)``
-        ``K`` centres per class; normalised inside.
+        ``K >= 1`` centres per class; normalised inside.
     target : integer array, shape ``(N,)``
         Class indices.
     scale : float, default 64
         The scale :math:`s`.
     margin : float, default 0.5
-        The angular margin :math:`m`, radians.
+        The angular margin :math:`m`, radians, :math:`|m| < \pi`.
     fallback : {"cosface", "easy", "none"}, default "cosface"
         See ``additive_angular_margin``.
     gradient : {"exact", "straight_through"}, default "exact"
@@ -984,7 +1039,9 @@ def subcenter_arcface_loss(
 
     Notes
     -----
-    The gradient reaches only the nearest sub-centre of each class, as the max does.
+    The gradient reaches only the nearest sub-centre of each class, as the max does; of
+    sub-centres tied for nearest, the first (as in pytorch-metric-learning), under every
+    autodiff and ``losskit.value_and_grad`` alike.
 
     References
     ----------
@@ -1001,7 +1058,7 @@ def subcenter_arcface_loss(
     """
     fn = "subcenter_arcface_loss"
     fallback, gradient = _policy(fn, fallback, gradient)
-    head = _Head(_Margin(m2=finite_number(fn, "margin", margin), fallback=fallback, gradient=gradient),
+    head = _Head(_Margin(m2=_angle(fn, margin), fallback=fallback, gradient=gradient),
                  finite_number(fn, "scale", scale, above=0), _FIXED)  # fmt: skip
     return _margin_loss(
         fn, embeddings, centers, target, head, weight=weight, ignore_index=ignore_index,

@@ -10,6 +10,7 @@ or ``s ||x_i|| ||W_j||``. The margin step is losskit's own transform of the loss
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +50,12 @@ class MarginLoss:
                 "ψ = (λ cos θ_y + (-1)^k cos(m θ_y) - 2k) / (1 + λ),  kπ/m ≤ θ_y ≤ (k+1)π/m,  "
                 f"m = {o['margin']}, λ = {o['lambda_']:g}"
             )
+        m = o["margin"]
+        # insightface's cos θ - m sin m, lowered to cos θ - (1 - cos m) where it would rise
+        # above the formula's minimum -1 (m beyond about 2.33 rad), as the transform does
+        drop = "m sin m" if m * math.sin(m) >= 1 - math.cos(m) else "(1 - cos m)"
         beyond = {
-            "cosface": "; cos θ_y - m sin m where θ_y + m > π" if o["margin"] > 0 else "",
+            "cosface": f"; cos θ_y - {drop} where θ_y + m > π" if m > 0 else "",
             "easy": "; cos θ_y where cos θ_y ≤ 0",
             "none": "",
         }[o["fallback"]]
