@@ -230,3 +230,56 @@ def memory_worker(rank: int, world: int, n: int, h: int, v: int) -> int:
     with Largest():
         vocab_parallel_linear_cross_entropy(x, w, y, vocab_start=start, label_smoothing=0.1).backward()
     return Largest.largest
+
+
+# ---- one rank's bad arguments: every rank raises, and the group stays in step ------------
+
+# kind -> (error, words) on the rank given the bad argument, then on the other ranks
+LOCAL_ERRORS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
+    # a different number of dimensions on one rank (the same number of positions)
+    "ndim": (("ValueError", "ranks were called with different options or shapes"),) * 2,
+    "ndim_linear": (("ValueError", "ranks were called with different options or shapes"),) * 2,
+    "bias": (("ValueError", "linear_bias must have shape (4,), got (5,)"), ("ValueError", "rank 1 of the group rejected")),
+    "empty_weight": (("ValueError", "linear_weight must have at least one row"), ("ValueError", "rank 1 of the group rejected")),
+    "empty_logits": (("ValueError", "local_logits must hold at least one class"), ("ValueError", "rank 1 of the group rejected")),
+    "vocab_start": (("TypeError", "vocab_start must be an int >= 0, got 4.0"), ("TypeError", "rank 1 of the group rejected")),
+    # checked once the ranks agree on the whole vocabulary
+    "class_weight": (
+        ("ValueError", "weight must hold one value per class of the whole vocabulary, shape (8,), got (9,)"),
+        ("ValueError", "rank 1 got another shape"),
+    ),
+}
+
+
+def local_error_worker(rank: int, world: int, kinds: list[str]) -> list[Any]:
+    """Each kind on 2 ranks, rank 1 given the bad argument; then a valid call ("ok")."""
+    from losskit.torch.distributed import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    x, w, y = torch.randn(6, 3, generator=gen), torch.randn(8, 3, generator=gen), torch.randint(0, 8, (6,), generator=gen)
+    start, odd = 4 * rank, rank == 1
+    out: list[Any] = []
+    for kind in kinds:
+        hidden, head, logits, target = x, w[start : start + 4], (x @ w.T)[:, start : start + 4], y
+        options: dict[str, Any] = {"vocab_start": start}
+        if kind in ("ndim", "ndim_linear") and not odd:
+            hidden, logits, target = x.reshape(2, 3, 3), logits.reshape(2, 3, 4), y.reshape(2, 3)
+        if kind == "bias":
+            options["linear_bias"] = torch.zeros(5 if odd else 4)
+        if kind == "empty_weight" and odd:
+            head = w[:0]
+        if kind == "empty_logits" and odd:
+            logits = logits[:, :0]
+        if kind == "vocab_start" and odd:
+            options["vocab_start"] = 4.0
+        if kind == "class_weight":
+            options["weight"] = torch.ones(9 if odd else 8)
+        try:
+            if kind in ("ndim_linear", "bias", "empty_weight"):
+                loss = vocab_parallel_linear_cross_entropy(hidden, head, target, **options)
+            else:
+                loss = vocab_parallel_cross_entropy(logits, target, **options)
+            out.append(float(loss))
+        except Exception as error:  # noqa: BLE001 - returned to the test, which asserts on it
+            out.append({"error": type(error).__name__, "message": str(error)})
+    return out

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 from _distributed import (
+    LOCAL_ERRORS,
     SCENARIOS,
+    local_error_worker,
     memory_worker,
     mismatch_worker,
     options_of,
@@ -21,7 +23,7 @@ from _support import assert_close
 
 import losskit as lk
 from losskit.torch import linear_cross_entropy
-from losskit.torch.distributed import vocab_parallel_cross_entropy
+from losskit.torch.distributed import vocab_parallel_cross_entropy, vocab_parallel_linear_cross_entropy
 
 
 def _reference(scenario: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -152,3 +154,45 @@ def test_negative_class_weights_divide_by_their_sum_as_torch() -> None:
     assert (weight[target].sum() < 0).item()
     got = vocab_parallel_cross_entropy(logits, target, vocab_start=0, weight=weight)
     assert_close(got, torch.nn.functional.cross_entropy(logits, target, weight), rtol=1e-12)
+
+
+def test_an_invalid_argument_on_one_rank_raises_on_every_rank() -> None:
+    # One run of 2 ranks for every kind, in turn: each must leave the group in step, which
+    # the valid call at the end checks.
+    kinds = [*LOCAL_ERRORS, "ok"]
+    results = run_ranks(2, local_error_worker, kinds, timeout=90)
+    for kind, by_rank in zip(kinds[:-1], zip(*results, strict=True), strict=False):
+        odd, others = LOCAL_ERRORS[kind]
+        for rank, result in enumerate(by_rank):
+            error, words = odd if rank == 1 else others
+            assert isinstance(result, dict) and result["error"] == error, (kind, rank, result)
+            assert words in result["message"], (kind, rank, result)
+    gen = torch.Generator().manual_seed(0)
+    x, w, y = torch.randn(6, 3, generator=gen), torch.randn(8, 3, generator=gen), torch.randint(0, 8, (6,), generator=gen)
+    expected = torch.nn.functional.cross_entropy((x @ w.T).double(), y).item()
+    assert [r[-1] for r in results] == pytest.approx([expected] * 2, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        ({"target": torch.tensor([True, False, True, True])}, TypeError, "target must hold class indices (an integer dtype), got torch.bool"),
+        ({"target": torch.zeros(4)}, TypeError, "target must hold class indices (an integer dtype), got torch.float32"),
+        ({"ignore_index": None}, TypeError, "ignore_index must be an int, got NoneType"),
+        ({"ignore_index": 1.5}, TypeError, "ignore_index must be an int, got float"),
+        ({"weight": torch.ones(5, requires_grad=True)}, ValueError, "weight (the class weights) must not require grad"),
+        ({"weight": torch.ones(5, dtype=torch.int64)}, TypeError, "weight (the class weights) must have a floating-point dtype"),
+        ({"local_logits": torch.zeros(4, 0)}, ValueError, "local_logits must hold at least one class of the vocabulary (V_local >= 1)"),
+    ],
+)
+def test_vocab_parallel_cross_entropy_checks_its_arguments_as_one_process_does(call: dict, error: type, words: str) -> None:
+    arguments = {"local_logits": torch.zeros(4, 5), "target": torch.tensor([0, 1, 4, 2]), "vocab_start": 0, **call}
+    with pytest.raises(error) as info:
+        vocab_parallel_cross_entropy(**arguments)
+    assert str(info.value).startswith("vocab_parallel_cross_entropy: ") and words in str(info.value)
+
+
+def test_vocab_parallel_linear_cross_entropy_refuses_class_weights_that_require_grad() -> None:
+    weight = torch.ones(5, requires_grad=True)
+    with pytest.raises(ValueError, match=r"^vocab_parallel_linear_cross_entropy: weight \(the class weights\) must not require grad"):
+        vocab_parallel_linear_cross_entropy(torch.zeros(4, 3), torch.zeros(5, 3), torch.tensor([0, 1, 4, 2]), vocab_start=0, weight=weight)

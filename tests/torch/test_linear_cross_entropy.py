@@ -464,3 +464,29 @@ def test_stat_shapes_follow_the_shifted_target() -> None:
     stats = linear_cross_entropy(x, w, y, shift=True, reduction="none", return_stats=True)
     assert stats.loss.shape == stats.lse.shape == stats.entropy.shape == (2, 5)
     assert stats.count.item() == 10
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"linear_bias": torch.zeros(7, dtype=torch.int64)}, "linear_bias must have linear_weight's dtype torch.float32"),
+        ({"linear_bias": torch.zeros(7, dtype=torch.float64)}, "linear_bias must have linear_weight's dtype torch.float32"),
+        ({"weight": torch.ones(7, dtype=torch.int64)}, "weight (the class weights) must have a floating-point dtype, got torch.int64"),
+    ],
+)
+def test_bias_and_class_weights_of_the_wrong_dtype_are_refused(kwargs: dict, words: str) -> None:
+    call = {"input": torch.zeros(5, 3), "linear_weight": torch.zeros(7, 3), "target": torch.zeros(5, dtype=torch.int64), **kwargs}
+    with pytest.raises(TypeError) as info:
+        linear_cross_entropy(**call)
+    assert str(info.value).startswith("linear_cross_entropy: ") and words in str(info.value)
+
+
+def test_under_autocast_the_bias_may_have_another_floating_dtype() -> None:
+    gen = torch.Generator().manual_seed(9)
+    x, w = torch.randn(6, 8, generator=gen).bfloat16(), torch.randn(13, 8, generator=gen)
+    b, y = torch.randn(13, generator=gen).bfloat16(), torch.randint(0, 13, (6,), generator=gen)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = linear_cross_entropy(x, w, y, linear_bias=b)
+        with pytest.raises(TypeError, match="linear_bias must have linear_weight's dtype"):
+            linear_cross_entropy(x, w, y, linear_bias=b.long())
+    assert_close(loss, F.cross_entropy(x.float() @ w.T + b.float(), y), rtol=1e-6)

@@ -210,3 +210,69 @@ def test_a_changed_option_recompiles_into_one_graph() -> None:
     for step in (0, 100, 1000):
         module.lambda_ = lk.sphereface_lambda(step)
         torch.testing.assert_close(compiled(x, y), module(x, y), rtol=1e-12, atol=0)
+
+
+# ------------------------------------------------- the head's logits are the loss's logits
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("softcap", "logit_scale"), [(2.0, 0.5), (None, 1.7), (3.0, 1.0)])
+def test_the_heads_logits_are_the_ones_its_loss_uses(softcap: float | None, logit_scale: float, dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(11)
+    head = LinearCrossEntropyHead(8, 17, dtype=dtype, softcap=softcap, logit_scale=logit_scale)
+    hidden, y = torch.randn(3, 4, 8, dtype=dtype, generator=gen), torch.randint(0, 17, (3, 4), generator=gen)
+    z = (hidden.double() @ head.weight.double().T + head.bias.double()) * logit_scale
+    expected = z if softcap is None else softcap * torch.tanh(z / softcap)
+    logits = head(hidden)
+    assert logits.dtype == dtype
+    tolerance = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(logits.double(), expected, **tolerance)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 17), y.reshape(-1))
+    torch.testing.assert_close(head(hidden, y), loss, **tolerance)
+
+
+# ------------------------------------------- weight and pos_weight are buffers, as in torch
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "option"),
+    [
+        (lknn.CrossEntropyLoss, torch.nn.CrossEntropyLoss, "weight"),
+        (lknn.NLLLoss, torch.nn.NLLLoss, "weight"),
+        (lknn.BCELoss, torch.nn.BCELoss, "weight"),
+        (lknn.BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, "weight"),
+        (lknn.BCEWithLogitsLoss, torch.nn.BCEWithLogitsLoss, "pos_weight"),
+    ],
+)
+def test_an_array_option_assigned_later_is_a_buffer_as_in_torch(ours: type, theirs: type, option: str) -> None:
+    assert set(ours()._buffers) == set(theirs()._buffers)
+    module, reference = ours(), theirs()
+    w = torch.rand(4) + 0.5
+    setattr(module, option, w)
+    setattr(reference, option, w)
+    assert list(module.state_dict()) == list(reference.state_dict()) == [option]
+    module.to(torch.float64)
+    assert getattr(module, option).dtype == torch.float64
+
+
+# ------------------------------------- margin modules check their arguments when built
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (lambda: lknn.ArcFaceLoss(5, 0), ValueError, "ArcFaceLoss: embedding_dim must be a positive int, got 0"),
+        (lambda: lknn.CosFaceLoss(0, 4), ValueError, "CosFaceLoss: num_classes must be a positive int, got 0"),
+        (lambda: lknn.ArcFaceLoss(5.0, 4), TypeError, "ArcFaceLoss: num_classes must be an int, got float"),
+        (lambda: lknn.SubCenterArcFaceLoss(5, 4, sub_centers=0), ValueError, "sub_centers must be a positive int, got 0"),
+        (lambda: lknn.ArcFaceLoss(5, 4, margin="x"), TypeError, "arcface_loss: margin must be a real number, got str"),
+        (lambda: lknn.ArcFaceLoss(5, 4, fallback="x"), ValueError, "arcface_loss: fallback must be one of"),
+        (lambda: lknn.SphereFaceLoss(5, 4, margin=1.5), ValueError, "sphereface_loss: margin must be an integer >= 1"),
+        (lambda: lknn.CosFaceLoss(5, 4, reduction="avg"), ValueError, "reduction must be one of"),
+        (lambda: lknn.ArcFaceLoss(5, 4, weight=torch.ones(4)), ValueError, "weight must have one value per class, shape (5,)"),
+    ],
+)
+def test_margin_modules_check_their_arguments_when_built(make: Any, error: type, words: str) -> None:
+    with pytest.raises(error) as info:
+        make()
+    assert words in str(info.value)

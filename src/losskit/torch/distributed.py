@@ -19,13 +19,14 @@ sees so and all compute the chunk again, shifted.
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
+import hashlib
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 import torch.distributed as dist
 
-from .._lib._checks import TargetIndexError, class_index_message, finite_number, unit_number
+from .._lib._checks import TargetIndexError, class_index_message, finite_number, integer, unit_number
 from .._lib._numerics import SoftmaxStats
 from .._lib._reduction import resolve_reduction
 from .._lib._softmax_ce import ClassCrossEntropy
@@ -36,6 +37,8 @@ from ._linear_cross_entropy import (
     _Tokens,
     _validate,
     _Vocabulary,
+    check_class_indices,
+    check_class_weight,
     exp_to_gradient,
     plain_exp,
     plain_stats,
@@ -76,38 +79,108 @@ class _Shard(NamedTuple):
     vocab: int  # the whole vocabulary, all ranks together
 
 
+# What each rank contributes to the agreement, one float64 each, the same number on every
+# rank whatever it was called with (gloo aborts on an all-gather of mismatched sizes):
+# this rank's error (0: none, else an index into _ERRORS), its vocabulary slice, the number of
+# target positions and their checksum, the length of its class weights, and a hash of its
+# options and shapes.
+_FLAG, _START, _SIZE, _COUNT, _CHECKSUM, _WEIGHT, _HASH = range(7)
+_ERRORS = (TypeError, ValueError)
+_NO_WEIGHT, _BAD_WEIGHT = -1.0, -2.0
+
+_T = TypeVar("_T")
+
+
+def _agreement_device(comm: _Group, *candidates: object) -> torch.device:
+    # The device of the small agreement tensors: the first tensor's; with none (a rank that
+    # was not given tensors at all), where the backend works.
+    for t in candidates:
+        if isinstance(t, Tensor):
+            return t.device
+    if comm.running and dist.get_backend(comm.group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _locally(fn: str, comm: _Group, validate: bool, device: Callable[[], torch.device], check: Callable[[], _T]) -> _T:
+    """``check()``, the rank-local validation. If it raises a ``TypeError`` or ``ValueError``
+    while ranks are to agree, this rank takes part in the agreement's all-gather first,
+    flagging its error, so that the other ranks raise too (see :func:`_check_agreement`)
+    instead of waiting for it in a collective; then it raises its own error."""
+    try:
+        return check()
+    except _ERRORS as error:
+        if validate and comm.running:
+            mine = torch.zeros(_HASH + 1, dtype=torch.float64)
+            mine[_FLAG] = 1 + next(k for k, kind in enumerate(_ERRORS) if isinstance(error, kind))
+            comm.all_gather(mine.to(device()))
+        raise
+
+
 def _check_agreement(
-    fn: str, comm: _Group, local_vocab: int, vocab_start: int, signature: list[float], labels: Tensor
+    fn: str,
+    comm: _Group,
+    local_vocab: int,
+    vocab_start: int,
+    signature: float,
+    labels: Tensor,
+    weight: Tensor | None,
 ) -> int:
     """One small all-gather, so that ranks that disagree fail together instead of hanging.
 
-    Every rank learns every other rank's vocabulary slice, problem size, options and a
-    checksum of its targets, and raises the same error when they do not fit together.
-    Returns the total vocabulary.
+    Every rank learns whether another rank's arguments failed its local checks (see
+    :func:`_locally`), every rank's vocabulary slice, problem size, the length of its class
+    weights, a hash of its options and shapes and a checksum of its targets, and raises the
+    same error when they do not fit together. Returns the total vocabulary.
     """
-    valid = labels.double()
+    weight_length = _NO_WEIGHT if weight is None else float(weight.shape[0]) if weight.ndim == 1 else _BAD_WEIGHT
     mine = torch.tensor(
-        [float(vocab_start), float(local_vocab), float(labels.numel()), float(valid.sum()), *signature],
+        [0.0, float(vocab_start), float(local_vocab), float(labels.numel()), float(labels.double().sum()),
+         weight_length, signature],
         dtype=torch.float64,
-    )
+    )  # fmt: skip
     gathered = [t.tolist() for t in comm.all_gather(mine.to(labels.device))]
-    slices = sorted((int(g[0]), int(g[1])) for g in gathered)
+    rank = dist.get_rank(comm.group) if comm.running else 0
+    failed = [r for r, g in enumerate(gathered) if g[_FLAG]]
+    if failed:  # this rank's own checks passed: the others' errors are named
+        kind = _ERRORS[int(gathered[failed[0]][_FLAG]) - 1]
+        which = f"rank {failed[0]}" if len(failed) == 1 else f"ranks {failed}"
+        msg = (
+            f"{fn}: {which} of the group rejected its arguments with a {kind.__name__} (see the error "
+            f"raised there); every rank raises with it instead of hanging (this is rank {rank})"
+        )
+        raise kind(msg)
+    slices = sorted((int(g[_START]), int(g[_SIZE])) for g in gathered)
     expected_start, problems = 0, []
     for start, size in slices:
         if start != expected_start:
             problems.append(f"the vocabulary slices {slices} (start, size) do not tile 0..V without gaps or overlaps")
             break
         expected_start = start + size
-    if len({g[2] for g in gathered}) > 1:
-        problems.append(f"ranks hold different numbers of target positions: {[int(g[2]) for g in gathered]}")
-    elif len({g[3] for g in gathered}) > 1:
+    if len({g[_COUNT] for g in gathered}) > 1:
+        problems.append(f"ranks hold different numbers of target positions: {[int(g[_COUNT]) for g in gathered]}")
+    elif len({g[_CHECKSUM] for g in gathered}) > 1:
         problems.append("ranks hold different targets (every rank needs the same, full targets)")
-    if len({tuple(g[4:]) for g in gathered}) > 1:
+    if len({g[_HASH] for g in gathered}) > 1:
         problems.append("ranks were called with different options or shapes")
     if problems:
-        msg = f"{fn}: " + "; ".join(problems) + f" (this is rank {dist.get_rank(comm.group) if comm.running else 0})"
+        raise ValueError(f"{fn}: " + "; ".join(problems) + f" (this is rank {rank})")
+    wrong = [r for r, g in enumerate(gathered) if g[_WEIGHT] not in (_NO_WEIGHT, expected_start)]
+    if rank in wrong:
+        raise ValueError(_weight_shape_message(fn, expected_start, weight))
+    if wrong:
+        which = f"rank {wrong[0]}" if len(wrong) == 1 else f"ranks {wrong}"
+        msg = (
+            f"{fn}: weight must hold one value per class of the whole vocabulary, shape ({expected_start},), "
+            f"on every rank; {which} got another shape (this is rank {rank})"
+        )
         raise ValueError(msg)
     return expected_start
+
+
+def _weight_shape_message(fn: str, total: int, weight: Tensor | None) -> str:
+    shape = None if weight is None else tuple(weight.shape)
+    return f"{fn}: weight must hold one value per class of the whole vocabulary, shape ({total},), got {shape}"
 
 
 def _local_pass(
@@ -185,46 +258,41 @@ class _Setup(NamedTuple):
 
 def _setup(
     fn: str,
-    group: Any,
-    vocab_start: object,
+    comm: _Group,
+    vocab_start: int,
     local_vocab: int,
     labels: Tensor,
     weight: Tensor | None,
     smoothing: float,
     dtype: torch.dtype,
-    signature: list[float],
+    signature: float,
     validate: bool,
 ) -> _Setup:
-    _check_int(fn, "vocab_start", vocab_start)
-    comm = _Group(group)
     if validate:
-        total = _check_agreement(fn, comm, local_vocab, vocab_start, signature, labels)
+        total = _check_agreement(fn, comm, local_vocab, vocab_start, signature, labels, weight)
     else:
         total = int(comm.all_reduce(torch.tensor([local_vocab], device=labels.device), dist.ReduceOp.SUM))
-    if weight is not None and tuple(weight.shape) != (total,):
-        msg = f"{fn}: weight must hold one value per class of the whole vocabulary, shape ({total},), got {tuple(weight.shape)}"
-        raise ValueError(msg)
+        if weight is not None and tuple(weight.shape) != (total,):
+            raise ValueError(_weight_shape_message(fn, total, weight))
     coef = None
     if smoothing > 0:
         coef = torch.ones(local_vocab, dtype=dtype, device=labels.device) if weight is None else weight[vocab_start : vocab_start + local_vocab].to(dtype)
     return _Setup(comm, _Shard(vocab_start, total), coef)
 
 
-def _check_int(fn: str, name: str, value: object) -> None:
+def _check_int(fn: str, name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         msg = f"{fn}: {name} must be an int >= 0, got {value!r}"
         raise TypeError(msg) if not isinstance(value, int) else ValueError(msg)
+    return value
 
 
-def _signature(*values: object) -> list[float]:
-    # Options and shapes that must agree across ranks, as numbers for one all-gather.
-    out = []
-    for v in values:
-        if isinstance(v, str):
-            out.append(float(sum(ord(c) * 31**k for k, c in enumerate(v)) % 2**31))
-        else:
-            out.append(math.nan if v is None else float(v))  # type: ignore[arg-type]
-    return [-1.0 if math.isnan(v) else v for v in out]
+def _signature(*values: object) -> float:
+    """Options and shapes that must agree across ranks, hashed into one number that float64
+    holds exactly: a fixed size for the all-gather, however many dimensions a rank's tensors
+    have. The hash is of the values' text, the same in every process."""
+    text = repr([v if isinstance(v, (bool, int, float, str, type(None))) else str(v) for v in values])
+    return float(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 12)
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -284,7 +352,10 @@ def vocab_parallel_linear_cross_entropy(
     validate : bool, default True
         First gather every rank's shapes, options and a checksum of its targets (one small
         all-gather) and raise the same error on every rank if they disagree, instead of
-        hanging in a later collective.
+        hanging in a later collective. A rank whose own arguments are invalid (a bias of the
+        wrong shape, an empty weight slice, a bad ``vocab_start``...) takes part in that
+        all-gather before it raises its error, and the other ranks raise one of the same type
+        naming it. With ``validate=False`` such a rank raises alone and the others may hang.
 
     Returns
     -------
@@ -316,18 +387,26 @@ def vocab_parallel_linear_cross_entropy(
     True
     """
     fn = "vocab_parallel_linear_cross_entropy"
-    cfg = _validate(
-        input, local_linear_weight, target, linear_bias, None, ignore_index, reduction,
-        label_smoothing, z_loss, softcap, logit_scale, shift, chunk_size, return_stats,
-    )
+    comm = _Group(group)
+
+    def check() -> tuple[Any, int]:
+        cfg = _validate(
+            input, local_linear_weight, target, linear_bias, weight, ignore_index, reduction,
+            label_smoothing, z_loss, softcap, logit_scale, shift, chunk_size, return_stats, fn=fn, sharded=True,
+        )  # fmt: skip
+        return cfg, _check_int(fn, "vocab_start", vocab_start)
+
+    device = lambda: _agreement_device(comm, target, input, local_linear_weight)  # noqa: E731
+    cfg, vocab_start = _locally(fn, comm, validate, device, check)
+    ignore_index = integer(fn, "ignore_index", ignore_index)  # checked: now a Python int
     cdt = torch.float64 if input.dtype == torch.float64 else torch.float32
     signature = _signature(
-        *input.shape, input.dtype == torch.float64, linear_bias is None, weight is None, ignore_index,
+        fn, tuple(input.shape), input.dtype == torch.float64, linear_bias is None, weight is None, ignore_index,
         cfg.reduction, cfg.smoothing, cfg.z_loss, cfg.softcap, cfg.logit_scale, shift, return_stats,
         chunk_size, cfg.needs_grad[0],  # the input's gradient is all-reduced: by every rank or none
     )
     setup = _setup(
-        fn, group, vocab_start, local_linear_weight.shape[0], target, weight, cfg.smoothing, cdt, signature, validate
+        fn, comm, vocab_start, local_linear_weight.shape[0], target, weight, cfg.smoothing, cdt, signature, validate
     )
     tokens = _Tokens.gather(fn, input, target, ignore_index, shift, setup.shard.vocab)
     if chunk_size is None:  # the same on every rank: they must run the same collectives
@@ -465,7 +544,10 @@ def vocab_parallel_cross_entropy(
         Coefficient of the squared log-normaliser of each non-ignored token.
     validate : bool, default True
         Check with one small all-gather that the ranks agree on shapes, options and targets,
-        and raise the same error on all of them if not.
+        and raise the same error on all of them if not. A rank whose own arguments are
+        invalid (an empty slice of logits, a bad ``vocab_start``...) takes part in that
+        all-gather before it raises its error, and the other ranks raise one of the same type
+        naming it. With ``validate=False`` such a rank raises alone and the others may hang.
 
     Returns
     -------
@@ -495,25 +577,41 @@ def vocab_parallel_cross_entropy(
     True
     """
     fn = "vocab_parallel_cross_entropy"
-    for name, t in (("local_logits", local_logits), ("target", target)):
-        if not isinstance(t, Tensor):
-            msg = f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}"
+    comm = _Group(group)
+
+    def check() -> tuple[str, float, float, int, int]:
+        for name, t in (("local_logits", local_logits), ("target", target)):
+            if not isinstance(t, Tensor):
+                msg = f"{fn}: {name} must be a torch.Tensor, got {type(t).__name__}"
+                raise TypeError(msg)
+        if not local_logits.is_floating_point() or local_logits.ndim < 1:
+            msg = f"{fn}: local_logits must be a floating-point tensor (..., V_local), got {local_logits.dtype} of shape {tuple(local_logits.shape)}"
             raise TypeError(msg)
-    if not local_logits.is_floating_point() or local_logits.ndim < 1:
-        msg = f"{fn}: local_logits must be a floating-point tensor (..., V_local), got {local_logits.dtype} of shape {tuple(local_logits.shape)}"
-        raise TypeError(msg)
-    if target.is_floating_point() or tuple(target.shape) != tuple(local_logits.shape[:-1]):
-        msg = f"{fn}: target must hold class indices of shape {tuple(local_logits.shape[:-1])}, got {target.dtype} of shape {tuple(target.shape)}"
-        raise ValueError(msg)
-    reduction = resolve_reduction(fn, reduction)
-    smoothing = unit_number(fn, "label_smoothing", label_smoothing)
-    zeta = finite_number(fn, "z_loss", z_loss, at_least=0)
+        if local_logits.shape[-1] == 0:
+            msg = f"{fn}: local_logits must hold at least one class of the vocabulary (V_local >= 1) on every rank, got shape {tuple(local_logits.shape)}"
+            raise ValueError(msg)
+        check_class_indices(fn, target)
+        if tuple(target.shape) != tuple(local_logits.shape[:-1]):
+            msg = f"{fn}: target must have shape {tuple(local_logits.shape[:-1])} (local_logits' without the classes), got {tuple(target.shape)}"
+            raise ValueError(msg)
+        check_class_weight(fn, weight, None)  # its shape, the whole vocabulary's, once the ranks agree
+        options = (
+            resolve_reduction(fn, reduction),
+            unit_number(fn, "label_smoothing", label_smoothing),
+            finite_number(fn, "z_loss", z_loss, at_least=0),
+            integer(fn, "ignore_index", ignore_index),
+        )
+        return (*options, _check_int(fn, "vocab_start", vocab_start))
+
+    device = lambda: _agreement_device(comm, target, local_logits)  # noqa: E731
+    reduction, smoothing, zeta, ignore_index, vocab_start = _locally(fn, comm, validate, device, check)
     cdt = torch.float64 if local_logits.dtype == torch.float64 else torch.float32
     signature = _signature(
-        *target.shape, local_logits.dtype == torch.float64, weight is None, ignore_index, reduction, smoothing, zeta
+        fn, tuple(target.shape), local_logits.dtype == torch.float64, weight is None, ignore_index, reduction,
+        smoothing, zeta,
     )
     labels = target.reshape(-1).long()  # gather and scatter index in int64
-    setup = _setup(fn, group, vocab_start, local_logits.shape[-1], labels, weight, smoothing, cdt, signature, validate)
+    setup = _setup(fn, comm, vocab_start, local_logits.shape[-1], labels, weight, smoothing, cdt, signature, validate)
     valid = labels[labels != ignore_index]
     if valid.numel():
         low, high = int(valid.min()), int(valid.max())

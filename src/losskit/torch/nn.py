@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import losskit as lk
+from losskit._lib._checks import integer
 from losskit._lib._reduction import resolve_reduction
 
 from ._linear_cross_entropy import LinearCrossEntropyStats, linear_cross_entropy
@@ -45,7 +46,9 @@ class _Loss(nn.Module):
 
     The options are the function's keyword-only parameters, with its defaults. Array options
     (class weights, ``pos_weight``, a per-class ``alpha``) become buffers, so they follow
-    ``.to()`` and travel in the ``state_dict``; the rest are plain attributes. ``positional``
+    ``.to()`` and travel in the ``state_dict``; the rest are plain attributes. As in torch,
+    ``weight`` and ``pos_weight`` are buffers even when ``None``, so that a tensor assigned
+    to them later is one too. ``positional``
     lists the options torch's module of the same name takes by position, in its order.
     PyTorch's legacy ``size_average`` and ``reduce`` are mapped to ``reduction`` once, here,
     with torch's ``DeprecationWarning``.
@@ -78,6 +81,10 @@ class _Loss(nn.Module):
             value = options.get(option, default)
             if option in self.arrays and value is not None and not isinstance(value, (int, float)):
                 self.register_buffer(option, torch.as_tensor(value))
+            elif option in _TORCH_BUFFERS and value is None:
+                # As torch's modules: a None buffer, so that a tensor assigned later is one
+                # (in the state_dict, moved by .to()).
+                self.register_buffer(option, None)
             else:
                 setattr(self, option, value)
 
@@ -104,6 +111,8 @@ class _Loss(nn.Module):
 
 
 _CE = ("weight", "size_average", "ignore_index", "reduce", "reduction")
+# The array options torch's modules register as buffers even when None.
+_TORCH_BUFFERS = ("weight", "pos_weight")
 
 
 class CrossEntropyLoss(_Loss):
@@ -207,12 +216,22 @@ class SoftmaxEntropyLoss(_Loss):
     function = staticmethod(lk.softmax_entropy)
 
 
+def _positive_int(name: str, argument: str, value: object) -> int:
+    number = integer(name, argument, value)  # Python and NumPy integers
+    if number < 1:
+        msg = f"{name}: {argument} must be a positive int, got {number}"
+        raise ValueError(msg)
+    return number
+
+
 class _MarginLoss(_Loss):
     """A margin loss that owns its class centres: ``forward(embeddings, target)``.
 
     The centres are a ``Parameter`` of shape ``(num_classes, embedding_dim)`` (a classifier
     weight without bias), drawn from a normal distribution with standard deviation
-    ``embedding_dim ** -0.5``, so that each centre has a length near one.
+    ``embedding_dim ** -0.5``, so that each centre has a length near one. ``num_classes``
+    and ``embedding_dim`` must be positive ints, and the options pass the function's own
+    checks when the module is built, not first at ``forward``.
     """
 
     arrays = ("weight",)
@@ -220,12 +239,31 @@ class _MarginLoss(_Loss):
     def __init__(
         self, num_classes: int, embedding_dim: int, *, device: Any = None, dtype: Any = None, **options: Any
     ) -> None:
+        num_classes = _positive_int(type(self).__name__, "num_classes", num_classes)
+        embedding_dim = _positive_int(type(self).__name__, "embedding_dim", embedding_dim)
         super().__init__(**options)
         self.centers = nn.Parameter(torch.empty(self._shape(num_classes, embedding_dim), device=device, dtype=dtype))
         nn.init.normal_(self.centers, std=1 / math.sqrt(embedding_dim))
+        self._check_options()
 
     def _shape(self, num_classes: int, embedding_dim: int) -> tuple[int, ...]:
         return (num_classes, embedding_dim)
+
+    def _check_options(self) -> None:
+        # The function's own checks of the options, now rather than at the first forward: a
+        # call on no embeddings, with centres of the real number of classes (so that class
+        # weights are checked against it) but of embedding size 1, costs next to nothing.
+        shape = (*self.centers.shape[:-1], 1)
+        weight = self.options().get("weight")
+        where = weight.device if isinstance(weight, Tensor) and weight.device.type != "meta" else "cpu"
+        dtype = self.centers.dtype
+        with torch.no_grad():
+            type(self).function(
+                torch.zeros(0, 1, dtype=dtype, device=where),
+                torch.ones(shape, dtype=dtype, device=where),
+                torch.zeros(0, dtype=torch.int64, device=where),
+                **self.options(),
+            )
 
     def forward(self, embeddings: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
         return type(self).function(embeddings, self.centers, target, **self.options())
@@ -278,7 +316,7 @@ class SubCenterArcFaceLoss(_MarginLoss):
     function = staticmethod(lk.subcenter_arcface_loss)
 
     def __init__(self, num_classes: int, embedding_dim: int, sub_centers: int = 3, **options: Any) -> None:
-        self.sub_centers = sub_centers
+        self.sub_centers = _positive_int(type(self).__name__, "sub_centers", sub_centers)
         super().__init__(num_classes, embedding_dim, **options)
 
     def _shape(self, num_classes: int, embedding_dim: int) -> tuple[int, ...]:
@@ -355,8 +393,10 @@ class LinearCrossEntropyHead(nn.Linear, _LinearCrossEntropyOptions):
     A drop-in for the ``nn.Linear(hidden, vocab, bias=...)`` it replaces: the same
     arguments and defaults (language-model heads usually pass ``bias=False``), ``weight``,
     ``bias``, initialisation and ``state_dict`` keys, so either loads the other's
-    checkpoints. ``head(hidden)`` returns the logits; ``head(hidden, target)`` returns
-    :func:`linear_cross_entropy` without forming them. Because the head itself runs,
+    checkpoints. ``head(hidden)`` returns the logits the loss uses (with ``softcap`` or
+    ``logit_scale`` transformed, in float32, and so no longer ``nn.Linear``'s; see
+    :meth:`forward`); ``head(hidden, target)`` returns :func:`linear_cross_entropy` without
+    forming them. Because the head itself runs,
     wrappers such as FSDP see its hooks fire and gather its weight. Loss options are
     keywords; per-class weights go in ``class_weight``, a buffer kept out of the
     ``state_dict``. Under ``torch.autocast`` the hidden states may come in a lower precision
@@ -398,6 +438,32 @@ class LinearCrossEntropyHead(nn.Linear, _LinearCrossEntropyOptions):
     def forward(  # type: ignore[override]
         self, input: Tensor, target: Tensor | None = None
     ) -> Tensor | LinearCrossEntropyStats:
-        if target is None:
-            return super().forward(input)
-        return linear_cross_entropy(input, self.weight, target, linear_bias=self.bias, **self.loss_options())
+        r"""The logits, or the loss when given targets.
+
+        Parameters
+        ----------
+        input : Tensor, shape ``(..., in_features)``
+            Hidden states.
+        target : Tensor of int, shape ``(...)``, optional
+            Class indices.
+
+        Returns
+        -------
+        Tensor or LinearCrossEntropyStats
+            With ``target``, :func:`linear_cross_entropy` with the module's options. Without,
+            the logits that loss is computed from: ``nn.Linear``'s :math:`x W^\top + b` (in
+            its dtype, autocast included) when ``softcap`` is None and ``logit_scale`` is 1;
+            otherwise :math:`c \tanh(s\,(x W^\top + b) / c)` for softcap :math:`c` and logit
+            scale :math:`s` (:math:`s\,(x W^\top + b)` without softcap), computed from it in
+            float32 (float64 for float64 input) as the loss computes them, so that
+            ``F.cross_entropy(head(h), y)`` is ``head(h, y)``.
+        """
+        if target is not None:
+            return linear_cross_entropy(input, self.weight, target, linear_bias=self.bias, **self.loss_options())
+        z = super().forward(input)
+        if self.softcap is None and self.logit_scale == 1:
+            return z
+        z = z.to(torch.float64 if z.dtype == torch.float64 else torch.float32)
+        if self.logit_scale != 1:
+            z = z * self.logit_scale
+        return z if self.softcap is None else self.softcap * torch.tanh(z / self.softcap)
