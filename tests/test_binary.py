@@ -127,6 +127,30 @@ def test_bce_with_logits_gradient_is_finite_at_infinite_logits() -> None:
     assert_close(x.grad, np.array([0.0, 0.0, 1.0]), rtol=0)
 
 
+@pytest.mark.parametrize("pos_weight", [None, 3.0, np.array([0.5, 2.0, 3.0, 1.0, 4.0, 2.0])], ids=["none", "scalar", "array"])
+def test_bce_with_logits_autograd_at_minus_inf_is_torchs_gradient(pos_weight: object) -> None:
+    # torch: the loss is NaN at x = -inf, its input gradient the finite -pos_weight * y.
+    x = np.array([-np.inf, -np.inf, -np.inf, np.inf, np.inf, 0.3])
+    y = np.array([0.0, 0.5, 1.0, 0.0, 1.0, 0.7])
+    pw_torch = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float64)
+    xt = torch.tensor(x, requires_grad=True)
+    expected = F.binary_cross_entropy_with_logits(xt, torch.from_numpy(y), reduction="sum", pos_weight=pw_torch)
+    expected.backward()
+    pw = np.ones(6) if pos_weight is None else np.broadcast_to(pos_weight, (6,))
+    assert_close(xt.grad[:3], -pw[:3] * y[:3], rtol=0)  # the oracle itself
+    ours = torch.tensor(x, requires_grad=True)
+    value = lk.binary_cross_entropy_with_logits(ours, torch.from_numpy(y), reduction="none", pos_weight=pw_torch)
+    assert_close(value.detach()[:3], np.full(3, np.nan), rtol=0)
+    value.sum().backward()
+    jax_pw = None if pos_weight is None else jnp.asarray(pos_weight)
+    jax_grad = jax.grad(
+        lambda a: lk.binary_cross_entropy_with_logits(a, jnp.asarray(y), reduction="sum", pos_weight=jax_pw)
+    )(jnp.asarray(x))
+    _, numpy_grad = lk.value_and_grad(lk.binary_cross_entropy_with_logits)(x, y, reduction="sum", pos_weight=pos_weight)
+    for grad in (ours.grad, np.asarray(jax_grad), numpy_grad):
+        assert_close(grad, xt.grad, rtol=1e-15)
+
+
 def test_large_negative_logit_with_pos_weight() -> None:
     out = lk.binary_cross_entropy_with_logits(np.array([-1e4]), np.array([1.0]), pos_weight=3.0)
     assert float(out) == 30000.0
@@ -217,6 +241,10 @@ def test_bce_matches_torch_on_random_problems(p: np.ndarray, data: st.DataObject
         (lambda: lk.binary_cross_entropy_with_logits(np.zeros((2, 3, 4, 5)), np.zeros((2, 3, 4, 5)), pos_weight=np.ones(3)), ValueError, "pos_weight of shape (3,) must broadcast"),
         (lambda: lk.binary_cross_entropy_with_logits(np.zeros(3), np.zeros(3), label_smoothing=2.0), ValueError, "label_smoothing must be in [0, 1], got 2"),
         (lambda: lk.binary_cross_entropy_with_logits(np.zeros(3), np.zeros(3), reduction=None), ValueError, "got None"),
+        (lambda: lk.binary_cross_entropy(np.full(3, 0.5), np.ones(3), weight="abc"), TypeError, "binary_cross_entropy: weight must be a real number or an array of real numbers, got str"),
+        (lambda: lk.binary_cross_entropy_with_logits(np.zeros(3), np.ones(3), pos_weight=np.array([1 + 2j, 1, 1])), TypeError, "binary_cross_entropy_with_logits: pos_weight must be a real number or an array of real numbers, got an array of dtype complex128"),
+        (lambda: lk.binary_cross_entropy_with_logits(np.zeros(3), np.ones(3), pos_weight=2j), TypeError, "binary_cross_entropy_with_logits: pos_weight must be a real number or an array of real numbers, got complex"),
+        (lambda: lk.binary_cross_entropy_with_logits(torch.zeros(3), torch.ones(3), weight=torch.ones(3, dtype=torch.complex64)), TypeError, "binary_cross_entropy_with_logits: weight must be a real number or an array of real numbers, got an array of dtype torch.complex64"),
     ],
 )
 def test_bad_input_gets_a_clear_error(call: object, error: type, words: str) -> None:

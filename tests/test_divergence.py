@@ -85,7 +85,7 @@ def test_matches_torch_on_random_problems(x: np.ndarray, reduction: str, log_tar
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [
-        (lambda: lk.kl_div(LOG_P, np.ones((3, 2, 3))), ValueError, "target of shape (3, 2, 3) must broadcast to the target's shape (2, 3)"),
+        (lambda: lk.kl_div(LOG_P, np.ones((3, 2, 3))), ValueError, "target of shape (3, 2, 3) must broadcast to the input's shape (2, 3)"),
         (lambda: lk.kl_div(LOG_P, T, reduction="avg"), ValueError, "reduction must be one of 'none', 'batchmean', 'mean', 'sum', got 'avg'"),
         (lambda: lk.kl_div(np.array([1, 2]), np.array([0.5, 0.5])), TypeError, "input must have a floating-point dtype, got int64"),
         (lambda: lk.kl_div(LOG_P, T, log_target=1), TypeError, "log_target must be a bool, got int"),

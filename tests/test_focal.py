@@ -60,6 +60,78 @@ def test_gamma_below_one_keeps_gradients_finite_where_torchvision_gives_nan(gamm
     assert torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_sigmoid_focal_gradient_keeps_its_digits_at_saturated_logits_in_float32(gamma: float) -> None:
+    # Exact derivatives of alpha_t (1 - p_t)^gamma BCE, written with q = sigmoid(-x) and
+    # log1p in float64: for y = 1, -a q^g (g p log1p(e^-x) + q); for y = 0, the mirror image.
+    a = 0.25
+    x = np.array([15.0, 20.0, -15.0, -20.0] + ([30.0, -30.0] if gamma < 1 else []))  # normal in float32
+    y = (x > 0).astype(np.float64)
+    p, q = 1 / (1 + np.exp(-x)), 1 / (1 + np.exp(x))
+    positive = -a * q**gamma * (gamma * p * np.log1p(np.exp(-x)) + q)
+    negative = (1 - a) * p**gamma * (gamma * q * np.log1p(np.exp(x)) + p)
+    expected = np.where(y == 1, positive, negative)
+    _, grad = lk.value_and_grad(lk.sigmoid_focal_loss)(x.astype(np.float32), y.astype(np.float32), gamma=gamma, reduction="sum")
+    assert grad.dtype == np.float32
+    assert_close(grad, expected, rtol=2e-6)
+    _, grad64 = lk.value_and_grad(lk.sigmoid_focal_loss)(x, y, gamma=gamma, reduction="sum")
+    assert_close(grad64, expected, rtol=1e-13)
+
+
+def _exact_multiclass_focal_gradient(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
+    # d/dx_c of -(1 - p_y)^g log p_y is -(onehot_c - p_c) q^(g-1) (g L p_y + q), with
+    # q = 1 - p_y = s / (1 + s), L = -log p_y = log1p(s), s = sum_{c != y} e^(x_c - x_y): for a
+    # target with the largest logit, every factor is exact in float64.
+    out = np.empty_like(x)
+    for i, (row, y) in enumerate(zip(x, t, strict=True)):
+        e = np.exp(row - row[y])
+        s = np.sum(np.delete(e, y))
+        q, lp, py = s / (1 + s), np.log1p(s), 1 / (1 + s)
+        factor = q ** (gamma - 1) * (gamma * lp * py + q)
+        onehot_minus_p = -e / (1 + s)
+        onehot_minus_p[y] = q
+        out[i] = -onehot_minus_p * factor
+    return out
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_multiclass_gradient_keeps_its_digits_at_saturated_logits_in_float32(gamma: float) -> None:
+    x = np.array([[10.0, 0.0, 0.0], [15.0, 0.0, 0.0], [0.0, -1.0, 30.0], [5.0, 1.0, 0.0]])
+    t = np.array([0, 0, 2, 0])
+    expected = _exact_multiclass_focal_gradient(x, t, gamma)
+    _, grad = lk.value_and_grad(lk.focal_loss)(x.astype(np.float32), t, gamma=gamma, reduction="sum")
+    assert grad.dtype == np.float32
+    assert_close(grad, expected, rtol=1e-5)
+    _, grad64 = lk.value_and_grad(lk.focal_loss)(x, t, gamma=gamma, reduction="sum")
+    assert_close(grad64, expected, rtol=1e-12)
+    xt = torch.tensor(x, requires_grad=True)  # autograd of the value agrees
+    lk.focal_loss(xt, torch.from_numpy(t), gamma=gamma, reduction="sum").backward()
+    assert_close(xt.grad, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_multiclass_gradient_is_finite_where_the_target_logit_is_minus_inf(gamma: float) -> None:
+    # Row 0: the loss is inf, as cross_entropy's, and its gradient cross_entropy's softmax -
+    # onehot (the modulation's derivative carries a factor p_y, and p_y log p_y -> 0). Row 1 is
+    # an ordinary row; row 2 is ignored, with the -inf at class 0 that ignored rows gather.
+    x = np.array([[-np.inf, 1.0, 0.5], [0.3, 2.0, -1.0], [-np.inf, 0.0, 1.0]])
+    t = np.array([0, 1, -100])
+    row0 = torch.tensor(x[:1], requires_grad=True)
+    torch.nn.functional.cross_entropy(row0, torch.tensor([0]), reduction="sum").backward()
+    row1 = torch.tensor(x[1:2], requires_grad=True)
+    reference_focal(row1, torch.tensor([1]), gamma=gamma, reduction="sum").backward()
+    expected = np.concatenate([row0.grad.numpy(), row1.grad.numpy(), np.zeros((1, 3))])
+    options = {"gamma": gamma, "reduction": "none"}
+    xt = torch.tensor(x, requires_grad=True)
+    value = lk.focal_loss(xt, torch.from_numpy(t), **options)
+    assert value[0].item() == math.inf
+    value.sum().backward()
+    jax_grad = jax.grad(lambda a: jnp.sum(lk.focal_loss(a, jnp.asarray(t), **options)))(jnp.asarray(x))
+    _, numpy_grad = lk.value_and_grad(lk.focal_loss)(x, t, grad_output=np.ones(3), **options)
+    for grad in (xt.grad, np.asarray(jax_grad), numpy_grad):
+        assert_close(grad, expected, rtol=1e-12)
+
+
 def test_multiclass_gamma_zero_is_weighted_cross_entropy() -> None:
     rng = np.random.default_rng(5)
     x, t, alpha = rng.standard_normal((7, 4, 3)), rng.integers(-1, 4, (7, 3)), rng.random(4) + 0.2
@@ -138,6 +210,7 @@ def test_multiclass_single_class_has_zero_loss_and_gradient(gamma: float) -> Non
         (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 3])), IndexError, "class index 3"),
         (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 1]), gamma=math.inf), ValueError, "gamma must be a finite number"),
         (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 1]), alpha="high"), TypeError, "alpha must be a real number, got str"),
+        (lambda: lk.focal_loss(np.zeros((2, 3)), np.array([0, 1]), alpha=np.ones(3, complex)), TypeError, "focal_loss: alpha must be a real number or an array of real numbers, got an array of dtype complex128"),
     ],
 )
 def test_bad_input_gets_a_clear_error(call: object, error: type, words: str) -> None:

@@ -209,12 +209,26 @@ def test_every_public_loss_has_a_gradient_rule() -> None:
         (lambda: lk.value_and_grad(lk.mse_loss)(np.zeros(3), np.ones(3), reduction="none", grad_output=np.ones(2)), ValueError, "grad_output must have the loss's shape (3,), got (2,)"),
         (lambda: lk.value_and_grad(lk.mse_loss)(np.zeros(3), np.ones(3), grad_output=np.ones(3)), ValueError, "grad_output must have the loss's shape (), got (3,)"),
         (lambda: lk.mse_loss(np.zeros(3), np.ones(3), vjp=None), TypeError, "unexpected keyword argument 'vjp'"),
+        (lambda: lk.value_and_grad(lk.mse_loss, argnums=(0, 1))(np.array([0.3, -2.0]), np.array([1, 0])), TypeError, "mse_loss: target (argnum 1) must have a floating-point dtype to be differentiated, got int64"),
+        (lambda: lk.value_and_grad(lk.binary_cross_entropy_with_logits, argnums=(0, 1))(np.zeros(2), target=np.array([True, False])), TypeError, "binary_cross_entropy_with_logits: target (argnum 1) must have a floating-point dtype to be differentiated, got bool"),
+        (lambda: lk.value_and_grad(lk.binary_cross_entropy, argnums=1)(torch.full((2,), 0.5), torch.tensor([1, 0])), TypeError, "binary_cross_entropy: target (argnum 1) must have a floating-point dtype to be differentiated, got torch.int64"),
+        (lambda: lk.value_and_grad(lk.mse_loss)(np.zeros(3), np.ones(3), reduction="none", grad_output=np.ones(3, complex)), TypeError, "mse_loss: grad_output must be a real number or an array of real numbers, got an array of dtype complex128"),
     ],
 )
 def test_bad_requests_get_a_clear_error(call: object, error: type, words: str) -> None:
     with pytest.raises(error) as info:
         call()  # type: ignore[operator]
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("argnum", [np.int64(1), np.int32(1), np.uint8(1), torch.tensor(1)], ids=repr)
+def test_a_single_argnum_may_be_any_integer(argnum: object) -> None:
+    x, y = np.array([0.3, -2.0]), np.array([1.0, 0.0])
+    value, grad = lk.value_and_grad(lk.mse_loss, argnums=argnum)(x, y)
+    assert float(value) == float(lk.mse_loss(x, y))
+    assert isinstance(grad, np.ndarray) and np.array_equal(grad, -(x - y))  # d/dy mean((x - y)**2)
+    _, grads = lk.value_and_grad(lk.mse_loss, argnums=(np.int64(0), argnum))(x, y)
+    assert isinstance(grads, tuple) and np.array_equal(grads[0], x - y) and np.array_equal(grads[1], -(x - y))
 
 
 def test_signature_is_the_loss_signature_plus_grad_output() -> None:

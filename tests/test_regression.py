@@ -96,6 +96,54 @@ def test_gradient_is_zero_at_equality_on_torch_and_jax(loss: str) -> None:
     assert np.asarray(grad).tolist() == [0.0, 0.5]
 
 
+def _three_gradients(loss: str, x: np.ndarray, y: np.ndarray, options: dict) -> list[np.ndarray]:
+    """d sum(loss) / d input under torch autograd, jax.grad and value_and_grad."""
+    import jax
+    import jax.numpy as jnp
+
+    xt = torch.tensor(x, requires_grad=True)
+    getattr(lk, loss)(xt, torch.from_numpy(y), reduction="sum", **options).backward()
+    jax_grad = jax.grad(lambda a: getattr(lk, loss)(a, jnp.asarray(y), reduction="sum", **options))(jnp.asarray(x))
+    _, ours = lk.value_and_grad(getattr(lk, loss))(x, y, reduction="sum", **options)
+    return [xt.grad.numpy(), np.asarray(jax_grad), ours]
+
+
+@pytest.mark.parametrize(("loss", "options"), [("l1_loss", {}), ("l1_loss", {"weight": np.full(5, 2.0)}), ("smooth_l1_loss", {"beta": 0.0})])
+def test_l1_gradient_is_zero_at_nan_under_every_autodiff(loss: str, options: dict) -> None:
+    # torch's L1 gradient is sign(x - y) with sign(NaN) = 0; the value stays NaN.
+    x, y = np.array([np.nan, 1.0, -2.0, 0.5, np.inf]), np.array([0.0, 0.0, 0.0, 0.5, 0.0])
+    xt = torch.tensor(x, requires_grad=True)
+    weight = {k: torch.from_numpy(v) for k, v in options.items() if k == "weight"}
+    F.l1_loss(xt, torch.from_numpy(y), reduction="sum", **weight).backward()
+    assert xt.grad.tolist()[0] == 0.0
+    assert math.isnan(float(getattr(lk, loss)(x, y, reduction="none", **options)[0]))
+    for grad in _three_gradients(loss, x, y, options):
+        assert_close(grad, xt.grad, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("loss", "options"),
+    [
+        ("smooth_l1_loss", {"beta": 0.5}),
+        ("smooth_l1_loss", {"beta": 2.0}),
+        ("huber_loss", {"delta": 0.5}),
+        ("huber_loss", {"delta": 1.5, "weight": np.array([1.0, 2.0, 3.0, 0.5, 1.0, 2.0])}),
+    ],
+)
+def test_linear_piece_gives_torchs_gradient_at_infinite_inputs_under_every_autodiff(loss: str, options: dict) -> None:
+    # The quadratic piece is not selected at +-inf and must not turn 0 * inf into NaN:
+    # torch gives +-1 (smooth L1) and +-delta (Huber) there, and NaN at NaN.
+    x, y = np.array([np.inf, -np.inf, np.nan, 0.2, 3.0, -0.1]), np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    xt = torch.tensor(x, requires_grad=True)
+    torch_options = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in options.items()}
+    expected = getattr(F, loss)(xt, torch.from_numpy(y), reduction="sum", **torch_options)
+    expected.backward()
+    scale = options.get("delta", 1.0) * options.get("weight", np.ones(6))
+    assert_close(xt.grad[:2], np.array([1.0, -1.0]) * scale[:2], rtol=0)  # the oracle itself
+    for grad in _three_gradients(loss, x, y, options):
+        assert_close(grad, xt.grad, rtol=1e-15)
+
+
 def test_integer_targets_are_accepted() -> None:
     assert float(lk.mse_loss(np.array([1.5, 2.0]), np.array([1, 2]))) == pytest.approx(0.125)
 
@@ -118,6 +166,8 @@ def test_mixed_float_dtypes_promote() -> None:
         (lambda: lk.huber_loss(np.zeros(3), np.zeros(3), size_average=True), TypeError, "size_average"),
         (lambda: lk.mse_loss(np.zeros(3), np.zeros(3), reduction="MEAN"), ValueError, "got 'MEAN'"),
         (lambda: lk.smooth_l1_loss(np.zeros(3), np.zeros(3), beta="1"), TypeError, "beta must be a real number"),
+        (lambda: lk.l1_loss(np.zeros(3), np.zeros(3), weight=np.ones(3, complex)), TypeError, "l1_loss: weight must be a real number or an array of real numbers, got an array of dtype complex128"),
+        (lambda: lk.huber_loss(np.zeros(3), np.zeros(3), weight="abc"), TypeError, "huber_loss: weight must be a real number or an array of real numbers, got str"),
     ],
 )
 def test_bad_input_gets_a_clear_error(call: object, error: type, words: str) -> None:

@@ -88,7 +88,7 @@ def kl_div(
     if not xp.isdtype(target.dtype, "real floating"):
         msg = f"{fn}: target must have a floating-point dtype, got {target.dtype}"
         raise TypeError(msg)
-    check_broadcasts_to(fn, "target", target, input)
+    check_broadcasts_to(fn, "target", target, input, onto="input")
     out_dtype = xp.result_type(input, target)
     dtype = compute_dtype(xp, out_dtype)
     x = xp.astype(input, dtype, copy=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ._lib import _numerics
 from ._lib._checks import (
     check_class_weight,
@@ -15,7 +17,7 @@ from ._lib._checks import (
     shape_of,
 )
 from ._lib._autodiff import VJP, Result, along_class, finish, loss, upstream, weigh_and_reduce
-from ._lib._compat import Array, concrete_float, device, namespace
+from ._lib._compat import Array, concrete_float, device, namespace, stop_gradient
 from ._lib._numerics import along_axis, binary_logit_loss, compute_dtype, log_sigmoid, take_class
 from ._lib._reduction import (
     class_denominator,
@@ -111,7 +113,8 @@ def sigmoid_focal_loss(
     value, u = weigh_and_reduce(fn, per_position, balance, reduction, vjp, xp)
     grads = {}
     if u is not None:
-        d_ce = xp.exp(log_p) - y
+        # sigmoid(x) - y as p (1 - y) - (1 - p) y: no cancellation when p rounds to y
+        d_ce = xp.exp(log_p) * (1 - y) - xp.exp(log_1mp) * y
         if g == 0:
             grads[0] = u * d_ce
         else:
@@ -168,10 +171,12 @@ def focal_loss(
 
     Notes
     -----
-    Both factors come from log space: :math:`\log p_y = (x_y - m) - \log Z` and
-    :math:`\log(1 - p_y) = \operatorname{logsumexp}_{c \ne y}(x_c) - \operatorname{logsumexp}_c(x_c)`,
-    so :math:`(1 - p_y)^\gamma` is exact and its gradient finite even when
-    :math:`p_y` rounds to 1, for every ``gamma >= 0``.
+    Both factors come from log space: :math:`\log(1 - p_y) = \operatorname{logsumexp}_{c \ne y}(x_c)
+    - \operatorname{logsumexp}_c(x_c)`, and :math:`\log p_y = (x_y - m) - \log Z`, or
+    :math:`\operatorname{log1p}(-(1 - p_y))` where :math:`p_y > 1/2`. So
+    :math:`(1 - p_y)^\gamma`, the loss and its gradient keep their digits, and the gradient
+    stays finite, even when :math:`p_y` rounds to 1, for every ``gamma >= 0``. A target logit
+    of ``-inf`` gives an infinite loss, as in :func:`cross_entropy`, with its finite gradient.
 
     References
     ----------
@@ -217,8 +222,24 @@ def focal_loss(
         others = xp.where(none_left, xp.zeros_like(t), others)
         log_others = _numerics.logsumexp(others, axis=axis, keepdims=True, xp=xp)
         log_1mp = xp.where(none_left, xp.full_like(log_norm, -xp.inf), log_others - log_norm)
-        modulation = xp.exp(g * xp.squeeze(log_1mp, axis=axis))
-    per_position = -log_p if modulation is None else -modulation * log_p
+        log_q = xp.squeeze(log_1mp, axis=axis)
+        modulation = xp.exp(g * log_q)
+        # Where p_y > 1/2, log p_y = log1p(-(1 - p_y)) keeps the digits that (x_y - m) - log Z
+        # loses as p_y nears 1 (it reads 0 once p_y rounds to 1). The other branch reads -1,
+        # lest log1p(-1) = -inf poison an autograd gradient through the unselected side.
+        near_one = log_q < -math.log(2)
+        safe = xp.where(near_one, log_q, xp.full_like(log_q, -1.0))
+        log_p = xp.where(near_one, xp.log1p(-xp.exp(safe)), log_p)
+    if modulation is None:
+        per_position = -log_p
+    else:
+        # At log p_y = -inf (the target's logit -inf) the loss is inf, and the gradient the
+        # limit of the formula's, as cross_entropy's: the modulation's derivative carries a
+        # factor p_y, and p_y log p_y -> 0. Autograd would form inf * 0 there, so the factor
+        # is held constant at those positions (its value unchanged).
+        hopeless = log_p == -xp.inf
+        held = xp.where(hopeless, stop_gradient(modulation), modulation)
+        per_position = -held * log_p
     target_weight = None if w is None else take_class(w, classes.index, xp=xp)
     if target_weight is not None:
         per_position = target_weight * per_position
@@ -237,11 +258,15 @@ def focal_loss(
             u = u * target_weight
         # d log p_y / dx = onehot - p; d log(1 - p_y) / dx = softmax over the others - p
         p = xp.exp(t - log_norm)
-        d_log_p = xp.astype(is_target, x.dtype) - p
         if modulation is None:
+            d_log_p = xp.astype(is_target, x.dtype) - p
             grads[0] = -along_class(u, axis, xp) * d_log_p
         else:
+            # 1 - p_y at the target as exp(log(1 - p_y)): exact when p_y rounds to 1
+            d_log_p = xp.where(is_target, xp.exp(log_1mp), -p)
             d_log_1mp = xp.exp(others - log_others) - p
+            # 0 where log p_y = -inf: the limit of log p_y * d_log_1mp (see the loss above)
+            coef = xp.where(hopeless, xp.zeros_like(log_p), g * log_p)
             scale = along_class(u * modulation, axis, xp)
-            grads[0] = -scale * (g * along_class(log_p, axis, xp) * d_log_1mp + d_log_p)
+            grads[0] = -scale * (along_class(coef, axis, xp) * d_log_1mp + d_log_p)
     return finish(xp, value, input.dtype, vjp, grads, (input, target))

@@ -35,6 +35,8 @@ def value_and_grad(
         Which positional arguments to differentiate: 0 for the input, ``(0, 1)`` for input and
         target where the target can carry a gradient (probability targets of
         ``cross_entropy``, regression targets, ``kl_div`` and binary cross-entropy targets).
+        A single argnum may be any integer (anything with ``__index__``). Only floating-point
+        arguments can be differentiated: an integer or boolean one raises ``TypeError``.
 
     Returns
     -------
@@ -67,12 +69,16 @@ def value_and_grad(
     array([[-0.119203,  0.119203]])
     """
     rule = rule_of(loss_fn)
-    wrt = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    try:
-        wrt = tuple(operator.index(k) for k in wrt)
+    try:  # one argnum: an int, or anything with __index__ (a NumPy integer, say)
+        wrt: tuple[int, ...] = (operator.index(argnums),)  # type: ignore[arg-type]
+        single = True
     except TypeError:
-        msg = f"value_and_grad: argnums must be an int or a tuple of ints, got {argnums!r}"
-        raise TypeError(msg) from None
+        single = False
+        try:
+            wrt = tuple(operator.index(k) for k in argnums)  # type: ignore[union-attr]
+        except TypeError:
+            msg = f"value_and_grad: argnums must be an int or a tuple of ints, got {argnums!r}"
+            raise TypeError(msg) from None
     unsupported = [k for k in wrt if k not in rule.argnums]
     if not wrt or unsupported:
         msg = (
@@ -83,12 +89,13 @@ def value_and_grad(
 
     impl = quiet_floating_point(rule.impl)
     signature = inspect.signature(loss_fn)
+    names = tuple(signature.parameters)
 
     @functools.wraps(loss_fn)
     def value_and_gradient(*args: Any, grad_output: Any = None, **kwargs: Any) -> tuple[Array, Any]:
         run_check(loss_fn.__name__, signature, args, kwargs)  # losskit.set_checks
-        value, grads = impl(*args, vjp=VJP(grad_output, wrt), **kwargs)
-        return value, (grads[0] if isinstance(argnums, int) else grads)
+        value, grads = impl(*args, vjp=VJP(grad_output, wrt, loss_fn.__name__, names), **kwargs)
+        return value, (grads[0] if single else grads)
 
     grad_output = inspect.Parameter("grad_output", inspect.Parameter.KEYWORD_ONLY, default=None)
     value_and_gradient.__signature__ = signature.replace(  # type: ignore[attr-defined]

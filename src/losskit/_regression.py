@@ -17,7 +17,7 @@ __all__ = ["huber_loss", "l1_loss", "mse_loss", "smooth_l1_loss"]
 def _element_weight(fn: str, weight: object, like: Array, xp: ModuleType) -> Array | None:
     if weight is None:
         return None
-    w = as_option_array(weight, xp, dtype=like.dtype, like=like)
+    w = as_option_array(weight, xp, dtype=like.dtype, like=like, fn=fn, name="weight")
     if shape_of(w) != shape_of(like):
         msg = f"{fn}: weight must have the input's shape {shape_of(like)}, got {shape_of(w)}"
         raise ValueError(msg)
@@ -49,6 +49,18 @@ def _finish_pointwise(
     )
     grads = {} if u is None else {0: u * slope, 1: -u * slope}
     return finish(xp, value, out_dtype, vjp, grads, args)
+
+
+def _abs_for_linear_piece(z: Array, xp: ModuleType) -> Array:
+    # |z| as z * sign(z): the autograd slope is sign(z), NaN at NaN (PyTorch's smooth L1 and
+    # Huber gradient there, unlike L1's 0); where it is used, z = 0 lies in the quadratic piece.
+    return z * sign(z, xp=xp)
+
+
+def _quadratic_operand(z: Array, inside: Array, xp: ModuleType) -> Array:
+    # z where the quadratic piece is selected, else 0: the unselected piece must not turn
+    # an infinite or NaN z into 0 * inf = NaN in an autograd gradient (the safe-where pattern).
+    return xp.where(inside, z, xp.zeros_like(z))
 
 
 def _torch_sign(z: Array, xp: ModuleType) -> Array:
@@ -244,12 +256,13 @@ def smooth_l1_loss(
         raise ValueError(msg)
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     z = x - y
-    a = abs_sign0(z, xp=xp)
     if b == 0:  # exactly l1_loss: the quadratic piece has zero width
-        per_position, slope = a, _torch_sign(z, xp)
+        per_position, slope = abs_sign0(z, xp=xp), _torch_sign(z, xp)
     else:
+        a = _abs_for_linear_piece(z, xp)
         inside = a < b
-        per_position = xp.where(inside, 0.5 * a * a / b, a - 0.5 * b)
+        q = _quadratic_operand(z, inside, xp)
+        per_position = xp.where(inside, 0.5 * q * q / b, a - 0.5 * b)
         slope = xp.where(inside, z / b, sign(z, xp=xp))
     return _finish_pointwise(
         fn, per_position, slope, None, reduction, out_dtype, vjp, (input, target), xp,
@@ -324,8 +337,10 @@ def huber_loss(
     if math.isinf(d):  # the linear piece is never reached; avoid inf * 0 in its gradient
         per_position, slope = 0.5 * z * z, z
     else:
-        inside = xp.abs(z) < d
-        per_position = xp.where(inside, 0.5 * z * z, d * (xp.abs(z) - 0.5 * d))
+        a = _abs_for_linear_piece(z, xp)
+        inside = a < d
+        q = _quadratic_operand(z, inside, xp)
+        per_position = xp.where(inside, 0.5 * q * q, d * (a - 0.5 * d))
         slope = xp.where(inside, z, d * sign(z, xp=xp))
     w = _element_weight(fn, weight, x, xp)
     return _finish_pointwise(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from torch.fx.experimental.proxy_tensor import make_fx
 
 import losskit as lk
-from losskit._lib._compat import is_concrete, namespace
+from losskit._lib._compat import as_option_array, is_concrete, namespace
 
 
 def test_not_an_array_is_named() -> None:
@@ -27,6 +29,31 @@ def test_option_arrays_of_another_library_are_converted() -> None:
     x, t = torch.randn(3, 4, dtype=torch.float64), torch.tensor([0, 1, 3])
     w = np.array([1.0, 2.0, 3.0, 4.0])
     assert torch.equal(lk.cross_entropy(x, t, weight=w), lk.cross_entropy(x, t, weight=torch.from_numpy(w)))
+
+
+@pytest.mark.parametrize(
+    ("value", "given"),
+    [
+        ("abc", "got str"),
+        (b"1", "got bytes"),
+        (1 + 2j, "got complex"),
+        (np.array([1.0, 2j]), "got an array of dtype complex128"),
+        (np.array(["a", "b"]), "got an array of dtype <U1"),
+        (["1.0", "2.0"], "got a list that is not of real numbers"),
+        (torch.ones(2, dtype=torch.complex128), "got an array of dtype torch.complex128"),
+    ],
+    ids=repr,
+)
+def test_an_option_that_is_not_real_is_named(value: object, given: str) -> None:
+    like = np.zeros(2)
+    with pytest.raises(TypeError, match="^f: w must be a real number or an array of real numbers, " + re.escape(given) + "$"):
+        as_option_array(value, np, dtype=np.float64, like=like, fn="f", name="w")
+
+
+@pytest.mark.parametrize("value", [2, 2.5, True, np.int8(3), [1, 2], (1.0, 0.5), np.array([1, 0], bool), torch.tensor([1, 2])], ids=repr)
+def test_real_options_are_converted(value: object) -> None:
+    out = as_option_array(value, np, dtype=np.float64, like=np.zeros(2), fn="f", name="w")
+    assert out.dtype == np.float64 and np.array_equal(out, np.asarray(value, dtype=np.float64))
 
 
 def test_tracers_are_not_concrete() -> None:

@@ -38,10 +38,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class VJP(NamedTuple):
-    """A request for gradients: the upstream gradient and the positional arguments wanted."""
+    """A request for gradients: the upstream gradient and the positional arguments wanted.
+
+    ``fn`` and ``names`` (the loss's name and its positional parameters' names) only serve
+    error messages.
+    """
 
     grad_output: object
     wrt: tuple[int, ...]
+    fn: str = "value_and_grad"
+    names: tuple[str, ...] = ()
 
     def wants(self, argnum: int) -> bool:
         return argnum in self.wrt
@@ -154,7 +160,7 @@ def upstream(
             )
             raise ValueError(msg)
         g = 1.0
-    g = as_option_array(g, xp, dtype=like.dtype, like=like)
+    g = as_option_array(g, xp, dtype=like.dtype, like=like, fn=fn, name="grad_output")
     expected = () if reduced else shape
     if shape_of(g) != expected:
         msg = f"{fn}: grad_output must have the loss's shape {expected}, got {shape_of(g)}"
@@ -205,10 +211,23 @@ def finish(
     grads: dict[int, Array],
     args: tuple[Array, ...],
 ) -> Result:
-    """Cast the value to ``out_dtype`` and each gradient to its argument's dtype and shape."""
+    """Cast the value to ``out_dtype`` and each gradient to its argument's dtype and shape.
+
+    Only floating-point arguments can be differentiated (as in PyTorch and JAX): a gradient
+    cast to an integer or boolean argument's dtype would be silently truncated, so such a
+    request raises ``TypeError``.
+    """
     value = xp.astype(value, out_dtype, copy=False)
     if vjp is None:
         return Result(value)
+    for k in vjp.wrt:
+        if not xp.isdtype(args[k].dtype, "real floating"):
+            name = f"{vjp.names[k]} (argnum {k})" if k < len(vjp.names) else f"argnum {k}"
+            msg = (
+                f"{vjp.fn}: {name} must have a floating-point dtype to be differentiated, "
+                f"got {args[k].dtype}"
+            )
+            raise TypeError(msg)
     ordered = []
     for k in vjp.wrt:
         g = xp.astype(grads[k], args[k].dtype, copy=False)

@@ -233,7 +233,7 @@ def check_class_weight(
     """A per-class option (``weight``, focal ``alpha``) as a ``(C,)`` array, or ``None``."""
     if weight is None:
         return None
-    w = as_option_array(weight, xp, dtype=dtype, like=like)
+    w = as_option_array(weight, xp, dtype=dtype, like=like, fn=fn, name=name)
     if shape_of(w) != (num_classes,):
         msg = (
             f"{fn}: {name} must have one value per class, shape ({num_classes},), "
@@ -255,11 +255,14 @@ def unit_number(fn: str, name: str, value: object) -> float:
     return v
 
 
-def check_broadcasts_to(fn: str, name: str, option: Array, target: Array) -> None:
+def check_broadcasts_to(
+    fn: str, name: str, option: Array, target: Array, *, onto: str = "target"
+) -> None:
     """Raise ``ValueError`` unless ``option`` broadcasts to ``target``'s shape without growing it.
 
     Shapes align from the last dimension, as in NumPy: a ``(C,)`` weight applies per class to
-    an ``(N, C)`` target, while an ``(N, C, H, W)`` target needs ``(C, 1, 1)``.
+    an ``(N, C)`` target, while an ``(N, C, H, W)`` target needs ``(C, 1, 1)``. ``onto`` names
+    the argument ``target`` is (the message says "must broadcast to the <onto>'s shape").
     """
     small, big = shape_of(option), shape_of(target)
     fits = len(small) <= len(big) and all(
@@ -267,7 +270,7 @@ def check_broadcasts_to(fn: str, name: str, option: Array, target: Array) -> Non
     )
     if not fits:
         msg = (
-            f"{fn}: {name} of shape {small} must broadcast to the target's shape {big} "
+            f"{fn}: {name} of shape {small} must broadcast to the {onto}'s shape {big} "
             "(shapes align from the last dimension)"
         )
         raise ValueError(msg)
@@ -302,6 +305,6 @@ def broadcast_option(
     """An optional array or number that must broadcast to ``target``, as ``target``'s dtype."""
     if value is None:
         return None
-    option = as_option_array(value, xp, dtype=target.dtype, like=target)
+    option = as_option_array(value, xp, dtype=target.dtype, like=target, fn=fn, name=name)
     check_broadcasts_to(fn, name, option, target)
     return option

@@ -161,12 +161,52 @@ def stop_gradient(x: Array) -> Array:
     return x
 
 
-def as_option_array(value: object, xp: ModuleType, *, dtype: Any, like: Array) -> Array:
+def _check_real_option(fn: str, name: str, value: object) -> None:
+    """Raise ``TypeError`` for an option that is not a real number or an array of real numbers
+    (bool, integer or floating): converted to a floating dtype, a complex one would lose its
+    imaginary part with only a warning, and a string would fail without naming the option."""
+    if is_torch(value):
+        bad = value.dtype.is_complex  # attribute checks only: torch.compile traces them quietly
+        given = f"an array of dtype {value.dtype}"
+    elif _aac.is_array_api_obj(value):
+        real = ("real floating", "integral", "bool")
+        bad = not _aac.array_namespace(value).isdtype(value.dtype, real)
+        given = f"an array of dtype {value.dtype}"
+    elif isinstance(value, (str, bytes, complex)):
+        bad, given = True, type(value).__name__
+    elif isinstance(value, (list, tuple)):
+        import numpy as np
+
+        try:
+            kind = np.asarray(value).dtype.kind
+        except Exception:  # not readable here (ragged, tensors that need grad, ...):
+            return  # the conversion itself decides, as before
+        bad, given = kind not in "biuf", f"a {type(value).__name__} that is not of real numbers"
+    else:
+        return  # a Python or symbolic number: the conversion itself decides
+    if bad:
+        msg = f"{fn}: {name} must be a real number or an array of real numbers, got {given}"
+        raise TypeError(msg)
+
+
+def as_option_array(
+    value: object,
+    xp: ModuleType,
+    *,
+    dtype: Any,
+    like: Array,
+    fn: str | None = None,
+    name: str | None = None,
+) -> Array:
     """Turn an option such as a class weight (array or Python number) into an array of ``xp``.
 
     The result has ``dtype`` and lives on the device of ``like``. Arrays of another library
-    (a NumPy weight for a PyTorch input, say) are converted.
+    (a NumPy weight for a PyTorch input, say) are converted. Given the function's name ``fn``
+    and the option's ``name``, a value that is not real (a string, a complex number or array)
+    raises ``TypeError`` naming both.
     """
+    if fn is not None:
+        _check_real_option(fn, name or "option", value)
     same_library = is_torch(value) and is_torch(like)  # the common case, checked traceably
     if not same_library and _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:
         import numpy as np

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from ._blocked import for_each_block
-from ._compat import Array, device, is_numpy, is_torch
+from ._compat import Array, device, is_numpy, is_torch, stop_gradient
 
 __all__ = [
     "SoftmaxGrad",
@@ -99,11 +99,15 @@ def sign(x: Array, *, xp: ModuleType) -> Array:
 
 
 def abs_sign0(x: Array, *, xp: ModuleType) -> Array:
-    """``|x|`` computed as ``x * sign(x)``: its autograd derivative at 0 is ``sign(0) = 0``.
+    """``|x|`` whose autograd derivative is PyTorch's L1 slope: ``sign(x)``, 0 at 0 and at NaN.
 
-    That is PyTorch's L1 gradient at equality; JAX differentiates ``abs`` at 0 as 1.
+    Computed as ``x * sign(x)``, whose derivative at 0 is ``sign(0) = 0`` (JAX differentiates
+    ``abs`` at 0 as 1). NaN entries are read as 0 there and the NaN value is put back as a
+    constant, so their gradient is 0, as PyTorch's ``l1_loss`` gives, and not ``0 * NaN``.
     """
-    return x * sign(x, xp=xp)
+    nan = xp.isnan(x)
+    safe = xp.where(nan, xp.zeros_like(x), x)
+    return xp.where(nan, stop_gradient(x), safe * sign(safe, xp=xp))
 
 
 def binary_logit_loss(
@@ -120,7 +124,9 @@ def binary_logit_loss(
 
     with ``l_w = 1 + (pos_weight - 1) y``. Each branch sees only its own sign of ``x`` (the other
     reads 0), so neither overflows nor poisons an autograd gradient, and the gradient at 0 is
-    the true ``sigmoid(0) - y``. As in PyTorch, ``x = -inf`` gives NaN whatever the target.
+    the true ``sigmoid(0) - y``. As in PyTorch, ``x = -inf`` gives NaN whatever the target,
+    with PyTorch's finite gradient ``-pos_weight * y`` there: the NaN is added as a constant,
+    so autograd still differentiates the branch for ``x < 0``.
     """
     positive = x >= 0
     zeros = xp.zeros_like(x)
@@ -131,7 +137,8 @@ def binary_logit_loss(
     upper = (1 - y) * x_pos + lw * xp.log1p(xp.exp(-x_pos))
     lower = lw * xp.log1p(xp.exp(x_neg)) - pwy * x_neg
     loss = xp.where(positive, upper, lower)
-    return xp.where(x == -xp.inf, xp.full_like(loss, xp.nan), loss)
+    poison = xp.where(x == -xp.inf, xp.full_like(loss, xp.nan), xp.zeros_like(loss))
+    return loss + poison
 
 
 def logsumexp(x: Array, *, axis: int, keepdims: bool = False, xp: ModuleType) -> Array:
