@@ -247,6 +247,8 @@ QUIET = [
     ("nll_loss", np.vstack([log_softmax(LOGITS), np.zeros((2, 4))]), np.r_[TARGET, -100, -100], {}),
     ("cross_entropy", np.vstack([LOGITS, [[0.1, 0.2, 0.3, 0.4]]]), np.r_[TARGET, 7], {"ignore_index": 7}),
     ("binary_cross_entropy_with_logits", np.array([0.2, 0.9, 0.5]), np.array([0.0, 1.0, 1.0]), {}),  # too few to tell
+    ("binary_cross_entropy_with_logits", np.zeros(8), np.arange(8) % 2 * 1.0, {}),  # a zero-initialised head
+    ("sigmoid_focal_loss", np.full(8, 0.5), np.arange(8) % 2 * 1.0, {}),
     ("binary_cross_entropy", PROBS.ravel(), (PROBS.ravel() > 0.25).astype(float), {}),
     ("binary_cross_entropy_with_logits", LOGITS.ravel(), (LOGITS.ravel() > 0).astype(float), {}),
     ("cross_entropy", IMBALANCED_LOGITS, IMBALANCED, {"weight": np.array([0.5, 8.0])}),  # already weighted

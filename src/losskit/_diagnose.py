@@ -299,6 +299,8 @@ def _probabilities_as_binary_logits(call: _Call) -> Finding | None:
     x = call.input
     if x.size < MIN_BINARY_PROBABILITIES or not np.all((x >= 0) & (x <= 1)):
         return None
+    if np.all(x == x.flat[0]):
+        return None  # all alike, as the zeros of a zero-initialised head: no evidence
     return Finding(
         "probabilities-as-logits",
         f"{call.loss} applies the sigmoid to its input, but all {x.size} input values lie in "
@@ -612,7 +614,7 @@ def diagnose(
     * ``probabilities-as-logits`` (``cross_entropy``, ``focal_loss``, ``softmax_entropy``):
       input rows in [0, 1] that sum to 1, so softmax is applied twice; and
       (``binary_cross_entropy_with_logits``, ``sigmoid_focal_loss``) four or more input
-      values all in [0, 1], so the sigmoid is applied twice;
+      values, not all equal, all in [0, 1], so the sigmoid is applied twice;
     * ``probabilities-as-log-probabilities`` (``nll_loss``, ``kl_div``): probabilities where
       log-probabilities belong;
     * ``unnormalised-log-probabilities`` (``nll_loss``, ``kl_div``): rows whose ``exp`` does

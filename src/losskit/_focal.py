@@ -175,7 +175,8 @@ def focal_loss(
     - \operatorname{logsumexp}_c(x_c)`, and :math:`\log p_y = (x_y - m) - \log Z`, or
     :math:`\operatorname{log1p}(-(1 - p_y))` where :math:`p_y > 1/2`. So
     :math:`(1 - p_y)^\gamma`, the loss and its gradient keep their digits, and the gradient
-    stays finite, even when :math:`p_y` rounds to 1, for every ``gamma >= 0``. A target logit
+    stays finite, even when :math:`p_y` rounds to 1, for every ``gamma > 0`` (``gamma = 0``
+    is :func:`cross_entropy`, as exact as PyTorch's). A target logit
     of ``-inf`` gives an infinite loss, as in :func:`cross_entropy`, with its finite gradient.
 
     References

@@ -7,7 +7,7 @@ from types import ModuleType
 
 from ._lib._autodiff import VJP, Result, finish, loss, weigh_and_reduce
 from ._lib._checks import number, paired_floats, shape_of
-from ._lib._compat import Array, as_option_array, namespace
+from ._lib._compat import Array, as_option_array, is_differentiable, namespace
 from ._lib._numerics import abs_sign0, sign
 from ._lib._reduction import resolve_reduction
 
@@ -51,16 +51,20 @@ def _finish_pointwise(
     return finish(xp, value, out_dtype, vjp, grads, args)
 
 
-def _abs_for_linear_piece(z: Array, xp: ModuleType) -> Array:
-    # |z| as z * sign(z): the autograd slope is sign(z), NaN at NaN (PyTorch's smooth L1 and
-    # Huber gradient there, unlike L1's 0); where it is used, z = 0 lies in the quadratic piece.
-    return z * sign(z, xp=xp)
+def _pieces(z: Array, bound: float, xp: ModuleType) -> tuple[Array, Array, Array]:
+    """``|z|``, where the quadratic piece applies (``|z| < bound``), and ``z`` for it.
 
-
-def _quadratic_operand(z: Array, inside: Array, xp: ModuleType) -> Array:
-    # z where the quadratic piece is selected, else 0: the unselected piece must not turn
-    # an infinite or NaN z into 0 * inf = NaN in an autograd gradient (the safe-where pattern).
-    return xp.where(inside, z, xp.zeros_like(z))
+    Under autodiff ``|z|`` is ``z * sign(z)``, whose slope is NaN at NaN as PyTorch's smooth L1
+    and Huber gradients are (``z = 0`` lies in the quadratic piece), and the quadratic piece
+    sees 0 where it is not selected, lest an infinite or NaN ``z`` give ``0 * inf = NaN`` in
+    the gradient (the safe-where pattern). Without autodiff, the plain forms.
+    """
+    if not is_differentiable(z):
+        a = xp.abs(z)
+        return a, a < bound, z
+    a = z * sign(z, xp=xp)
+    inside = a < bound
+    return a, inside, xp.where(inside, z, xp.zeros_like(z))
 
 
 def _torch_sign(z: Array, xp: ModuleType) -> Array:
@@ -259,9 +263,7 @@ def smooth_l1_loss(
     if b == 0:  # exactly l1_loss: the quadratic piece has zero width
         per_position, slope = abs_sign0(z, xp=xp), _torch_sign(z, xp)
     else:
-        a = _abs_for_linear_piece(z, xp)
-        inside = a < b
-        q = _quadratic_operand(z, inside, xp)
+        a, inside, q = _pieces(z, b, xp)
         per_position = xp.where(inside, 0.5 * q * q / b, a - 0.5 * b)
         slope = xp.where(inside, z / b, sign(z, xp=xp))
     return _finish_pointwise(
@@ -337,9 +339,7 @@ def huber_loss(
     if math.isinf(d):  # the linear piece is never reached; avoid inf * 0 in its gradient
         per_position, slope = 0.5 * z * z, z
     else:
-        a = _abs_for_linear_piece(z, xp)
-        inside = a < d
-        q = _quadratic_operand(z, inside, xp)
+        a, inside, q = _pieces(z, d, xp)
         per_position = xp.where(inside, 0.5 * q * q, d * (a - 0.5 * d))
         slope = xp.where(inside, z, d * sign(z, xp=xp))
     w = _element_weight(fn, weight, x, xp)

@@ -39,7 +39,7 @@ def test_option_arrays_of_another_library_are_converted() -> None:
         (1 + 2j, "got complex"),
         (np.array([1.0, 2j]), "got an array of dtype complex128"),
         (np.array(["a", "b"]), "got an array of dtype <U1"),
-        (["1.0", "2.0"], "got a list that is not of real numbers"),
+        (["1.0", "2.0"], "got a list holding values that are not real"),
         (torch.ones(2, dtype=torch.complex128), "got an array of dtype torch.complex128"),
     ],
     ids=repr,
@@ -92,3 +92,11 @@ def test_torch_tensors_batched_by_vmap_or_traced_are_not_concrete() -> None:
     make_fx(f)(x)
     make_fx(f, tracing_mode="fake")(x)
     assert seen == [True, True, False, False, False, False]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_list_options_compile_into_one_graph() -> None:
+    x, t = torch.randn(3, 4, dtype=torch.float64), torch.tensor([0, 3, 1])
+    call = lambda x: lk.cross_entropy(x, t, weight=[1.0, 2.0, 3.0, 4.0])  # noqa: E731
+    compiled = torch.compile(call, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), call(x), rtol=1e-12, atol=0)

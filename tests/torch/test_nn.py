@@ -276,3 +276,10 @@ def test_margin_modules_check_their_arguments_when_built(make: Any, error: type,
     with pytest.raises(error) as info:
         make()
     assert words in str(info.value)
+
+
+def test_margin_modules_build_on_the_meta_device() -> None:
+    # deferred initialisation (FSDP): no values to check the options with, and none needed
+    with torch.device("meta"):
+        module = lknn.ArcFaceLoss(10, 8, weight=torch.ones(10))
+    assert module.centers.is_meta and module.weight.is_meta

@@ -98,8 +98,15 @@ def is_torch(x: Array) -> bool:
     return _instance_of(x, "torch", "Tensor")
 
 
-def _is_jax(x: Array) -> bool:
+def is_jax(x: Array) -> bool:
+    """True for a ``jax.Array`` (a tracer included)."""
     return _instance_of(x, "jax", "Array")
+
+
+def is_differentiable(x: Array) -> bool:
+    """True for an array of a library that differentiates through the operations (PyTorch,
+    JAX): its losses take forms whose autodiff is safe; the others take the cheapest ones."""
+    return is_torch(x) or is_jax(x)
 
 
 def _torch_values_hidden(x: Array) -> bool:
@@ -123,7 +130,7 @@ def is_concrete(x: Array) -> bool:
     batched by ``torch.func.vmap``: data-dependent validation is skipped for them. Concrete JAX
     arrays, NumPy arrays and eager PyTorch tensors (``torch.func.grad`` included) are checked.
     """
-    if _is_jax(x):
+    if is_jax(x):
         return not isinstance(x, sys.modules["jax"].core.Tracer)
     if is_torch(x):
         return (
@@ -156,34 +163,37 @@ def stop_gradient(x: Array) -> Array:
     no autodiff, and get ``x`` back)."""
     if is_torch(x):
         return x.detach()
-    if _is_jax(x):
+    if is_jax(x):
         return sys.modules["jax"].lax.stop_gradient(x)
     return x
+
+
+def _holds_non_real(value: object) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_holds_non_real(v) for v in value)
+    return isinstance(value, (str, bytes, complex))
 
 
 def _check_real_option(fn: str, name: str, value: object) -> None:
     """Raise ``TypeError`` for an option that is not a real number or an array of real numbers
     (bool, integer or floating): converted to a floating dtype, a complex one would lose its
     imaginary part with only a warning, and a string would fail without naming the option."""
-    if is_torch(value):
+    # Python values first, in Python: torch.compile traces that quietly.
+    if isinstance(value, (str, bytes, complex)):
+        bad, given = True, type(value).__name__
+    elif isinstance(value, (list, tuple)):
+        bad, given = _holds_non_real(value), f"a {type(value).__name__} holding values that are not real"
+    elif isinstance(value, (int, float)):
+        return
+    elif is_torch(value):
         bad = value.dtype.is_complex  # attribute checks only: torch.compile traces them quietly
         given = f"an array of dtype {value.dtype}"
     elif _aac.is_array_api_obj(value):
         real = ("real floating", "integral", "bool")
         bad = not _aac.array_namespace(value).isdtype(value.dtype, real)
         given = f"an array of dtype {value.dtype}"
-    elif isinstance(value, (str, bytes, complex)):
-        bad, given = True, type(value).__name__
-    elif isinstance(value, (list, tuple)):
-        import numpy as np
-
-        try:
-            kind = np.asarray(value).dtype.kind
-        except Exception:  # not readable here (ragged, tensors that need grad, ...):
-            return  # the conversion itself decides, as before
-        bad, given = kind not in "biuf", f"a {type(value).__name__} that is not of real numbers"
     else:
-        return  # a Python or symbolic number: the conversion itself decides
+        return  # a symbolic number, say: the conversion itself decides
     if bad:
         msg = f"{fn}: {name} must be a real number or an array of real numbers, got {given}"
         raise TypeError(msg)
@@ -207,8 +217,9 @@ def as_option_array(
     """
     if fn is not None:
         _check_real_option(fn, name or "option", value)
-    same_library = is_torch(value) and is_torch(like)  # the common case, checked traceably
-    if not same_library and _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:
+    # The common cases, checked traceably: an array of the input's library, a Python value.
+    plain = (is_torch(value) and is_torch(like)) or isinstance(value, (int, float, list, tuple))
+    if not plain and _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:
         import numpy as np
 
         value = np.asarray(value)  # an array of another library travels through host memory

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from ._blocked import for_each_block
-from ._compat import Array, device, is_numpy, is_torch, stop_gradient
+from ._compat import Array, device, is_jax, is_numpy, is_torch, stop_gradient
 
 __all__ = [
     "SoftmaxGrad",
@@ -101,10 +101,13 @@ def sign(x: Array, *, xp: ModuleType) -> Array:
 def abs_sign0(x: Array, *, xp: ModuleType) -> Array:
     """``|x|`` whose autograd derivative is PyTorch's L1 slope: ``sign(x)``, 0 at 0 and at NaN.
 
-    Computed as ``x * sign(x)``, whose derivative at 0 is ``sign(0) = 0`` (JAX differentiates
-    ``abs`` at 0 as 1). NaN entries are read as 0 there and the NaN value is put back as a
-    constant, so their gradient is 0, as PyTorch's ``l1_loss`` gives, and not ``0 * NaN``.
+    PyTorch's own ``abs`` differentiates so, and other libraries do not differentiate. JAX's
+    ``abs`` has slope 1 at 0, so there it is ``x * sign(x)``, whose slope at 0 is
+    ``sign(0) = 0``, with NaN entries read as 0 and the NaN value put back as a constant, so
+    that their slope is 0, not ``0 * NaN``.
     """
+    if not is_jax(x):
+        return xp.abs(x)
     nan = xp.isnan(x)
     safe = xp.where(nan, xp.zeros_like(x), x)
     return xp.where(nan, stop_gradient(x), safe * sign(safe, xp=xp))

@@ -61,7 +61,7 @@ def read_array(text: str) -> np.ndarray:
     return array
 
 
-_MAX_DIMS = 64  # NumPy's limit
+_MAX_DIMS = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32  # NumPy's limit
 
 
 def _shown(text: str) -> str:

@@ -253,9 +253,13 @@ class _MarginLoss(_Loss):
         # The function's own checks of the options, now rather than at the first forward: a
         # call on no embeddings, with centres of the real number of classes (so that class
         # weights are checked against it) but of embedding size 1, costs next to nothing.
+        # On the meta device (deferred initialisation) there are no values to check with.
+        tensors = [self.centers, *(v for v in self.options().values() if isinstance(v, Tensor))]
+        if any(t.device.type == "meta" for t in tensors):
+            return
         shape = (*self.centers.shape[:-1], 1)
         weight = self.options().get("weight")
-        where = weight.device if isinstance(weight, Tensor) and weight.device.type != "meta" else "cpu"
+        where = weight.device if isinstance(weight, Tensor) else "cpu"
         dtype = self.centers.dtype
         with torch.no_grad():
             type(self).function(
@@ -456,7 +460,8 @@ class LinearCrossEntropyHead(nn.Linear, _LinearCrossEntropyOptions):
             otherwise :math:`c \tanh(s\,(x W^\top + b) / c)` for softcap :math:`c` and logit
             scale :math:`s` (:math:`s\,(x W^\top + b)` without softcap), computed from it in
             float32 (float64 for float64 input) as the loss computes them, so that
-            ``F.cross_entropy(head(h), y)`` is ``head(h, y)``.
+            ``F.cross_entropy(head(h), y)`` is ``head(h, y)`` (for float16 or bfloat16 heads
+            up to the rounding of ``x W^T + b`` to that dtype, which the loss skips).
         """
         if target is not None:
             return linear_cross_entropy(input, self.weight, target, linear_bias=self.bias, **self.loss_options())
