@@ -242,7 +242,7 @@ LOCAL_ERRORS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "bias": (("ValueError", "linear_bias must have shape (4,), got (5,)"), ("ValueError", "rank 1 of the group rejected")),
     "empty_weight": (("ValueError", "linear_weight must have at least one row"), ("ValueError", "rank 1 of the group rejected")),
     "empty_logits": (("ValueError", "local_logits must hold at least one class"), ("ValueError", "rank 1 of the group rejected")),
-    "vocab_start": (("TypeError", "vocab_start must be an int >= 0, got 4.0"), ("TypeError", "rank 1 of the group rejected")),
+    "vocab_start": (("TypeError", "vocab_start must be an int, got float"), ("TypeError", "rank 1 of the group rejected")),
     # checked once the ranks agree on the whole vocabulary
     "class_weight": (
         ("ValueError", "weight must hold one value per class of the whole vocabulary, shape (8,), got (9,)"),

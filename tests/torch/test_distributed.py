@@ -196,3 +196,9 @@ def test_vocab_parallel_linear_cross_entropy_refuses_class_weights_that_require_
     weight = torch.ones(5, requires_grad=True)
     with pytest.raises(ValueError, match=r"^vocab_parallel_linear_cross_entropy: weight \(the class weights\) must not require grad"):
         vocab_parallel_linear_cross_entropy(torch.zeros(4, 3), torch.zeros(5, 3), torch.tensor([0, 1, 4, 2]), vocab_start=0, weight=weight)
+
+
+def test_vocab_start_may_be_a_numpy_integer() -> None:
+    logits, target = torch.randn(4, 5, dtype=torch.float64), torch.tensor([0, 1, 4, 2])
+    value = vocab_parallel_cross_entropy(logits, target, vocab_start=np.int64(0))
+    torch.testing.assert_close(value, torch.nn.functional.cross_entropy(logits, target), rtol=1e-12, atol=0)

@@ -281,10 +281,11 @@ def _setup(
 
 
 def _check_int(fn: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        msg = f"{fn}: {name} must be an int >= 0, got {value!r}"
-        raise TypeError(msg) if not isinstance(value, int) else ValueError(msg)
-    return value
+    v = integer(fn, name, value)  # the core's rule: NumPy integers too
+    if v < 0:
+        msg = f"{fn}: {name} must be an int >= 0, got {v}"
+        raise ValueError(msg)
+    return v
 
 
 def _signature(*values: object) -> float:
