@@ -15,6 +15,9 @@ Providers, side by side in this process on the same float32 data (hidden states 
                      they are several percent faster
 * ``floor``          the faster of the two floors (by median): the ratios are to it. Not the
                      faster in each round: the smaller of two noisy times is biased low
+* ``floor_chunked``  the same three products in losskit's chunks of tokens, into a chunk
+                     buffer and gradients that each call allocates, as a path within the
+                     memory of torch's chunked one must: their own cost there, still no loss
 
 Runs are interleaved (one call of each provider per round) and each provider's median over
 the rounds is reported as a ratio to the floor, with its peak memory beyond the inputs, and
@@ -38,6 +41,7 @@ import torch.nn.functional as F
 from _harness import MIB, append_rows, fixed_mmap_threshold, peak_extra_bytes, report
 
 from losskit.torch import linear_cross_entropy
+from losskit.torch._linear_cross_entropy import _default_chunk_rows
 
 SHAPES = [(4096, 1024, 32768), (2048, 1024, 128256)]
 
@@ -62,6 +66,21 @@ def providers(n: int, h: int, v: int) -> dict[str, Callable[[], object]]:
             torch.mm(zt_out.t(), w, out=dx_out)
             torch.mm(zt_out, x, out=dw_out)
 
+    rows = _default_chunk_rows(n, h, v, x.element_size())
+    kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def floor_chunked() -> None:
+        kept.clear()  # the last call's gradients go first, as in a step that sets grads to None
+        with torch.no_grad():
+            buffer, dx, dw = torch.empty(rows * v), torch.empty(n, h), torch.empty(v, h)
+            for start in range(0, n, rows):
+                xc = x[start : start + rows]
+                zt = buffer[: v * len(xc)].view(v, len(xc))
+                torch.mm(w, xc.t(), out=zt)
+                torch.mm(zt.t(), w, out=dx[start : start + rows])
+                dw.addmm_(zt, xc, beta=0 if start == 0 else 1)
+        kept.append((dx, dw))
+
     def training_step(loss_fn: Callable[[], torch.Tensor]) -> Callable[[], tuple]:
         def step() -> tuple:
             x.grad = w.grad = None
@@ -76,6 +95,7 @@ def providers(n: int, h: int, v: int) -> dict[str, Callable[[], object]]:
     calls = {
         "floor_rows": floor_rows,
         "floor_columns": floor_columns,
+        "floor_chunked": floor_chunked,
         "losskit": training_step(lambda: linear_cross_entropy(x, w, y)),
         "torch_eager": training_step(eager),
         "torch_chunked": training_step(lambda: F.linear_cross_entropy(x, w, y, options=chunked_options)),
