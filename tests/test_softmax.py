@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from _support import assert_close
+from _support import BACKENDS, assert_close, dtype_name
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -87,6 +87,55 @@ def test_half_precision_rounds_the_float32_result() -> None:
     assert torch.equal(out, torch.softmax(x.float(), 1).half())
 
 
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+@pytest.mark.parametrize(
+    ("given", "dtype"),
+    [(torch.bfloat16, torch.float32), (torch.float16, torch.float64), (torch.float64, torch.float32), (torch.int64, torch.float64), (torch.bool, torch.float32)],
+)
+def test_dtype_casts_first_as_torch_does(fn: str, given: torch.dtype, dtype: torch.dtype) -> None:
+    x = (torch.randn(4, 9, dtype=torch.float64) * 5).to(given)
+    out = getattr(lk, fn)(x, 1, dtype=dtype)
+    assert out.dtype == dtype
+    expected = getattr(torch, fn)(x.to(torch.float64), 1)  # the cast of x is exact in float64
+    assert_close(out, expected.to(dtype), rtol=1e-6 if dtype == torch.float32 else 1e-12, atol=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["softmax", "log_softmax"])
+def test_dtype_gradient_comes_back_in_the_input_dtype(fn: str) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(3, 7, dtype=torch.float32)
+    (getattr(lk, fn)(x, 1, dtype=torch.float32) * upstream).sum().backward()
+    ours, x.grad = x.grad, None
+    (getattr(torch, fn)(x, 1, dtype=torch.float32) * upstream).sum().backward()
+    assert ours.dtype == torch.float64
+    assert_close(ours, x.grad, rtol=1e-5, atol=1e-7)
+    value, grad = lk.value_and_grad(getattr(lk, fn))(x.detach().numpy(), 1, dtype=np.float32, grad_output=upstream.numpy())
+    assert value.dtype == np.float32
+    assert grad.dtype == np.float64
+    assert_close(grad, x.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_dtype_is_the_backends_own(backend: str) -> None:
+    x = np.array([[1, -2, 0], [3, 3, -1]], np.int32)  # float16 is not in every library
+    float32 = BACKENDS[backend].asarray(np.zeros(1, np.float32)).dtype
+    out = lk.log_softmax(BACKENDS[backend].asarray(x), 1, dtype=float32)
+    assert dtype_name(out) == "float32"
+    assert_close(BACKENDS[backend].to_numpy(out), torch.log_softmax(torch.from_numpy(x).double(), 1), rtol=1e-6)
+
+
+def test_dtype_under_jax_jit_and_grad() -> None:
+    jax, jnp = pytest.importorskip("jax"), pytest.importorskip("jax.numpy")
+    x = jnp.asarray([0.5, -1.0, 2.0], jnp.bfloat16)
+    probabilities = jax.jit(lambda a: lk.softmax(a, dtype=jnp.float32))(x)
+    assert probabilities.dtype == jnp.float32
+    grad = jax.jit(jax.grad(lambda a: lk.log_softmax(a, dtype=jnp.float32)[0]))(x)
+    assert grad.dtype == jnp.bfloat16
+    expected = torch.tensor([1.0, 0.0, 0.0]) - torch.softmax(torch.tensor([0.5, -1.0, 2.0]), 0)
+    assert_close(np.asarray(grad, np.float32), expected, rtol=1e-2, atol=1e-2)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [
@@ -94,6 +143,10 @@ def test_half_precision_rounds_the_float32_result() -> None:
         (lambda: lk.log_softmax(np.zeros(3, dtype=np.int64)), TypeError, "input must have a floating-point dtype, got int64"),
         (lambda: lk.logsumexp(np.zeros(3), 0.5), TypeError, "dim must be an int, got float"),
         (lambda: lk.softmax(np.zeros(3), True), TypeError, "dim must be an int, got bool"),
+        (lambda: lk.softmax(np.zeros(3), dtype="float32"), TypeError, "dtype must be a floating-point dtype of the input's array library, got 'float32'"),
+        (lambda: lk.softmax(np.zeros(3), dtype=torch.float32), TypeError, "got torch.float32"),
+        (lambda: lk.log_softmax(torch.zeros(3), dtype=torch.int64), TypeError, "dtype must be a floating-point dtype of the input's array library, got torch.int64"),
+        (lambda: lk.log_softmax(np.zeros(3, complex), dtype=np.float64), TypeError, "input must have a real dtype, got complex128"),
         (lambda: lk.logsumexp(np.zeros(3), 0, 1), TypeError, "keepdim must be a bool, got int"),
     ],
 )

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from ._lib import _numerics
 from ._lib._autodiff import VJP, Result, finish, loss, upstream
-from ._lib._checks import check_floating, normalize_axis, shape_of
+from ._lib._checks import check_floating, floating_dtype, normalize_axis, shape_of
 from ._lib._compat import Array, namespace
 from ._lib._numerics import compute_dtype
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
-def _prepare(fn: str, input: Array, dim: object) -> tuple[ModuleType, Array, int]:
-    # Check, treat a 0-d input as shape (1,), and compute half precision in float32.
+def _prepare(fn: str, input: Array, dim: object, dtype: object = None) -> tuple[ModuleType, Array, int, Any]:
+    # Check, treat a 0-d input as shape (1,), cast to ``dtype`` first (as torch does), and
+    # compute half precision in float32. Returns the result's dtype too.
     xp = namespace(fn, input=input)
-    check_floating(fn, "input", input, xp)
+    if dtype is None:
+        check_floating(fn, "input", input, xp)
+        out = input.dtype
+    else:
+        out = floating_dtype(fn, "dtype", dtype, xp)
+        if not xp.isdtype(input.dtype, ("bool", "integral", "real floating")):
+            msg = f"{fn}: input must have a real dtype, got {input.dtype}"
+            raise TypeError(msg)
     axis = normalize_axis(fn, dim, input.ndim)
-    x = input if input.ndim else xp.reshape(input, (1,))
-    return xp, xp.astype(x, compute_dtype(xp, x.dtype), copy=False), axis
+    x = xp.astype(input if input.ndim else xp.reshape(input, (1,)), out, copy=False)
+    return xp, xp.astype(x, compute_dtype(xp, x.dtype), copy=False), axis, out
 
 
 def _upstream(fn: str, vjp: VJP, input: Array, like: Array, xp: ModuleType) -> Array:
@@ -28,7 +37,7 @@ def _upstream(fn: str, vjp: VJP, input: Array, like: Array, xp: ModuleType) -> A
 
 
 @loss()
-def softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Result:
+def softmax(input: Array, dim: int = -1, *, dtype: Any = None, vjp: VJP | None = None) -> Result:
     r"""Softmax along ``dim``: exponentiate and normalise to sum to one.
 
     .. math::
@@ -41,11 +50,16 @@ def softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Result:
         Logits, floating point.
     dim : int, default -1
         The axis to normalise over. May be given by position, as in ``F.softmax(x, 1)``.
+    dtype : dtype of the input's array library, optional
+        As torch's ``dtype=``: the input is cast to it first and the result has it, e.g.
+        float32 probabilities from bfloat16 logits. The input may then also be an integer
+        or bool array.
 
     Returns
     -------
     array, shape of ``input``
-        Probabilities in [0, 1] summing to one along ``dim``.
+        Probabilities in [0, 1] summing to one along ``dim``, of ``dtype`` if given, else
+        of the input's dtype.
 
     Notes
     -----
@@ -64,17 +78,17 @@ def softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Result:
     >>> lk.softmax(np.array([2.0, 1.0, 0.1])).round(6)
     array([0.659001, 0.242433, 0.098566])
     """
-    xp, x, axis = _prepare("softmax", input, dim)
+    xp, x, axis, out = _prepare("softmax", input, dim, dtype)
     y = _numerics.softmax(x, axis=axis, xp=xp)
     grads = {}
     if vjp is not None:
         g = _upstream("softmax", vjp, input, y, xp)
         grads[0] = y * (g - xp.sum(g * y, axis=axis, keepdims=True))
-    return finish(xp, xp.reshape(y, shape_of(input)), input.dtype, vjp, grads, (input,))
+    return finish(xp, xp.reshape(y, shape_of(input)), out, vjp, grads, (input,))
 
 
 @loss()
-def log_softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Result:
+def log_softmax(input: Array, dim: int = -1, *, dtype: Any = None, vjp: VJP | None = None) -> Result:
     r"""Logarithm of the softmax along ``dim``, computed without forming the softmax.
 
     .. math::
@@ -88,11 +102,16 @@ def log_softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Resul
         Logits, floating point.
     dim : int, default -1
         The axis to normalise over; may be given by position.
+    dtype : dtype of the input's array library, optional
+        As torch's ``dtype=``: the input is cast to it first and the result has it, e.g.
+        float32 log-probabilities from bfloat16 logits. The input may then also be an
+        integer or bool array.
 
     Returns
     -------
     array, shape of ``input``
-        Log-probabilities (at most 0) along ``dim``.
+        Log-probabilities (at most 0) along ``dim``, of ``dtype`` if given, else of the
+        input's dtype.
 
     Notes
     -----
@@ -110,13 +129,13 @@ def log_softmax(input: Array, dim: int = -1, *, vjp: VJP | None = None) -> Resul
     >>> lk.log_softmax(np.array([1e4, 0.0]))
     array([     0., -10000.])
     """
-    xp, x, axis = _prepare("log_softmax", input, dim)
+    xp, x, axis, out = _prepare("log_softmax", input, dim, dtype)
     y = _numerics.log_softmax(x, axis=axis, xp=xp)
     grads = {}
     if vjp is not None:
         g = _upstream("log_softmax", vjp, input, y, xp)
         grads[0] = g - xp.exp(y) * xp.sum(g, axis=axis, keepdims=True)
-    return finish(xp, xp.reshape(y, shape_of(input)), input.dtype, vjp, grads, (input,))
+    return finish(xp, xp.reshape(y, shape_of(input)), out, vjp, grads, (input,))
 
 
 @loss()
@@ -161,7 +180,7 @@ def logsumexp(
     if not isinstance(keepdim, bool):
         msg = f"logsumexp: keepdim must be a bool, got {type(keepdim).__name__}"
         raise TypeError(msg)
-    xp, x, axis = _prepare("logsumexp", input, dim)
+    xp, x, axis, dtype = _prepare("logsumexp", input, dim)
     out = _numerics.logsumexp(x, axis=axis, keepdims=True, xp=xp)
     if input.ndim == 0:
         value = xp.reshape(out, ())
@@ -171,4 +190,4 @@ def logsumexp(
     if vjp is not None:
         g = upstream("logsumexp", vjp, "none", shape_of(value), out, xp)
         grads[0] = xp.reshape(g, out.shape) * xp.exp(x - out)
-    return finish(xp, value, input.dtype, vjp, grads, (input,))
+    return finish(xp, value, dtype, vjp, grads, (input,))

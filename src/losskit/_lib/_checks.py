@@ -23,6 +23,7 @@ __all__ = [
     "TargetIndexError",
     "check_class_weight",
     "check_floating",
+    "floating_dtype",
     "check_has_classes",
     "check_broadcasts_to",
     "check_in_unit_interval",
@@ -65,6 +66,22 @@ def check_floating(fn: str, name: str, x: Array, xp: ModuleType) -> None:
     if not xp.isdtype(x.dtype, "real floating"):
         msg = f"{fn}: {name} must have a floating-point dtype, got {x.dtype}"
         raise TypeError(msg)
+
+
+def floating_dtype(fn: str, name: str, dtype: object, xp: ModuleType) -> Any:
+    """``dtype`` if it is a real floating-point dtype of the namespace ``xp``, else ``TypeError``.
+
+    What counts as a dtype is the namespace's own rule (``xp.isdtype``): NumPy takes
+    ``np.float32`` but not the string ``"float32"``, JAX takes both, torch only its own.
+    """
+    try:
+        floating = bool(xp.isdtype(dtype, "real floating"))
+    except (TypeError, ValueError, AttributeError):  # not a dtype of this library at all
+        floating = False
+    if not floating:
+        msg = f"{fn}: {name} must be a floating-point dtype of the input's array library, got {dtype!r}"
+        raise TypeError(msg)
+    return dtype
 
 
 def check_same_shape(fn: str, input: Array, target: Array) -> None:
