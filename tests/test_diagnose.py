@@ -335,7 +335,7 @@ def test_set_checks_passes_the_centres_of_a_margin_loss() -> None:
 
 
 def test_the_tutorials_mistakes_are_caught() -> None:
-    from losskit._worked_examples import EXAMPLES
+    from losskit.cli._worked_examples import EXAMPLES
 
     caught = {e.number: [f.code for f in e.misuse()] for e in EXAMPLES if e.misuse is not None}
     assert caught == {2: ["probabilities-as-log-probabilities"], 7: ["probabilities-as-logits"]}

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from _support import assert_close
 
-from losskit._tour import tour
-from losskit._worked_examples import EXAMPLES
+from losskit.cli._tour import tour
+from losskit.cli._worked_examples import EXAMPLES
 
 # (example number, title fragment) -> verified value, copied from the source material's table
 VERIFIED = {

@@ -16,15 +16,17 @@ from ._diagnose import LosskitWarning, diagnose, set_checks
 from ._divergence import kl_div
 from ._focal import focal_loss, sigmoid_focal_loss
 from ._grad import value_and_grad
-from ._lib._checks import TargetIndexError
+from ._lib._validation import TargetIndexError
 from ._margin import (
     additive_angular_margin,
     additive_cosine_margin,
-    arcface_loss,
     combined_margin,
+    multiplicative_angular_margin,
+)
+from ._margin_losses import (
+    arcface_loss,
     cosface_loss,
     large_margin_softmax_loss,
-    multiplicative_angular_margin,
     sphereface_lambda,
     sphereface_loss,
     subcenter_arcface_loss,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ._lib._autodiff import VJP, Result, finish, loss, weigh_and_reduce
-from ._lib._checks import (
+from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._vjp import VJP, Result, finish, weigh_and_reduce
+from ._lib._validation import (
     broadcast_option,
     check_in_unit_interval,
     paired_floats,
@@ -20,7 +21,21 @@ _BCE_GRAD_EPS = 9.999999960041972e-13
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="binary",
+    argnums=(0, 1),
+    module=Module("BCELoss", ("weight", "size_average", "reduce", "reduction"), drop_in=True),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.binary_cross_entropy(p, y)`, `torch.nn.BCELoss()`",
+        optax="none on probabilities (`optax.sigmoid_binary_cross_entropy` takes logits)",
+        keras=r"`keras.losses.BinaryCrossentropy()(y, p)` (clips to \([10^{-7}, 1 - 10^{-7}]\) and averages over "
+        "the last axis)",
+    ),
+    diagnostics=("logits_as_probabilities",),
+    explainer="binary_cross_entropy",
+    curve=Curve("probability"),
+    docs="losses/binary_cross_entropy.md",
+)
 def binary_cross_entropy(
     input: Array,
     target: Array,
@@ -99,7 +114,26 @@ def binary_cross_entropy(
     return finish(xp, value, out_dtype, vjp, grads, (input, target))
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="binary",
+    argnums=(0, 1),
+    module=Module(
+        "BCEWithLogitsLoss",
+        ("weight", "size_average", "reduce", "reduction", "pos_weight"),
+        drop_in=True,
+        note="It also takes ``label_smoothing``.",
+    ),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.binary_cross_entropy_with_logits(x, y)`, `torch.nn.BCEWithLogitsLoss()` "
+        "(no `label_smoothing`)",
+        optax="`optax.sigmoid_binary_cross_entropy(logits, labels).mean()` (no `pos_weight`)",
+        keras="`keras.losses.BinaryCrossentropy(from_logits=True)(y, x)` (has `label_smoothing`, no `pos_weight`)",
+    ),
+    diagnostics=("probabilities_as_binary_logits", "label_imbalance"),
+    explainer="binary_cross_entropy_with_logits",
+    curve=Curve("sigmoid"),
+    docs="losses/binary_cross_entropy.md",
+)
 def binary_cross_entropy_with_logits(
     input: Array,
     target: Array,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from types import ModuleType
 
 from ._lib import _numerics
-from ._lib._autodiff import VJP, Result, along_class, finish, loss, upstream
-from ._lib._checks import (
+from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._vjp import VJP, Result, along_class, finish, upstream
+from ._lib._validation import (
     check_class_weight,
     check_floating,
     check_has_classes,
@@ -26,10 +27,30 @@ from ._lib._reduction import (
 )
 from ._lib._softmax_ce import ClassCrossEntropy
 
-__all__ = ["cross_entropy", "nll_loss", "softmax_entropy"]
+__all__ = ["CLASS_LOSS_POSITIONAL", "class_index_cross_entropy", "cross_entropy", "nll_loss", "softmax_entropy"]
+
+CLASS_LOSS_POSITIONAL = ("weight", "size_average", "ignore_index", "reduce", "reduction")
+"""The options ``torch.nn.CrossEntropyLoss`` and ``torch.nn.NLLLoss`` take by position."""
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="classification",
+    argnums=(0, 1),
+    module=Module("CrossEntropyLoss", (*CLASS_LOSS_POSITIONAL, "label_smoothing"), drop_in=True),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.cross_entropy(x, y)`, `torch.nn.CrossEntropyLoss()` (same options and values)",
+        optax="`optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()`; probability targets: "
+        "`optax.softmax_cross_entropy(logits, probs).mean()`; no `weight`, `ignore_index` (use `where=`) or "
+        "`label_smoothing` argument (`optax.smooth_labels`)",
+        keras="`keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, x)` (no label smoothing); "
+        "probability targets: `CategoricalCrossentropy(from_logits=True)`; note `from_logits` defaults to `False` "
+        "and the target comes first",
+    ),
+    diagnostics=("probabilities_as_logits", "one_hot_target", "unnormalised_target", "class_imbalance"),
+    explainer="cross_entropy",
+    curve=Curve("softmax"),
+    docs="losses/cross_entropy.md",
+)
 def cross_entropy(
     input: Array,
     target: Array,
@@ -134,6 +155,34 @@ def cross_entropy(
         )
         raise ValueError(msg)
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
+    value, grad = class_index_cross_entropy(
+        fn, x, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+        smoothing=smoothing, axis=axis, xp=xp, vjp=vjp,
+    )  # fmt: skip
+    return finish(xp, value, input.dtype, vjp, {} if grad is None else {0: grad}, (input, target))
+
+
+def class_index_cross_entropy(
+    fn: str,
+    x: Array,
+    target: Array,
+    *,
+    weight: Array | None,
+    ignore_index: object,
+    reduction: str,
+    smoothing: float,
+    axis: int,
+    xp: ModuleType,
+    vjp: VJP | None,
+) -> tuple[Array, Array | None]:
+    """Softmax cross-entropy of logits ``x`` (float32 or float64, classes along ``axis``)
+    against class indices: the reduced value and, when ``vjp`` asks for it, the gradient
+    with respect to ``x`` (``None`` otherwise), in ``x``'s dtype.
+
+    ``reduction`` and ``smoothing`` come checked; the target, ``ignore_index`` and the class
+    weights are checked here, and errors name ``fn``. The margin losses use it on their
+    margin logits.
+    """
     classes = class_index_target(fn, x, target, axis=axis, ignore_index=ignore_index, xp=xp)
     w = check_class_weight(fn, "weight", weight, classes.num_classes, xp, dtype=x.dtype, like=x)
     target_weight = None if w is None else take_class(w, classes.index, xp=xp)
@@ -149,10 +198,9 @@ def cross_entropy(
     value = reduce_class_positions(
         terms.per_position(stats, xp), reduction, valid=classes.valid, denominator=denominator, xp=xp
     )
-    grads = {}
-    if vjp is not None:
-        grads[0] = terms.gradient(stats, classes.index, at_target, axis=axis, xp=xp)
-    return finish(xp, value, input.dtype, vjp, grads, (input, target))
+    if vjp is None:
+        return value, None
+    return value, terms.gradient(stats, classes.index, at_target, axis=axis, xp=xp)
 
 
 def _probability_target_cross_entropy(
@@ -208,7 +256,25 @@ def _probability_target_cross_entropy(
     return finish(xp, value, out_dtype, vjp, grads, (input, target))
 
 
-@loss()
+@loss(
+    family="classification",
+    module=Module("NLLLoss", CLASS_LOSS_POSITIONAL, drop_in=True),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.nll_loss(log_probs, y)`, `torch.nn.NLLLoss()`",
+        optax="none; `-jnp.take_along_axis(log_probs, labels[:, None], axis=1).mean()`",
+        keras="none on log-probabilities; `SparseCategoricalCrossentropy()` takes probabilities (it clips them "
+        "and takes the log itself)",
+    ),
+    diagnostics=(
+        "probabilities_as_log_probabilities",
+        "unnormalised_log_probabilities",
+        "one_hot_target",
+        "class_imbalance",
+    ),
+    explainer="nll_loss",
+    curve=Curve("log_softmax"),
+    docs="losses/nll_loss.md",
+)
 def nll_loss(
     input: Array,
     target: Array,
@@ -300,7 +366,19 @@ def nll_loss(
     return finish(xp, value, input.dtype, vjp, grads, (input, target))
 
 
-@loss()
+@loss(
+    family="classification",
+    module=Module("SoftmaxEntropyLoss", note="``forward(input)``: it takes no target."),
+    equivalents=Equivalents(
+        pytorch="`torch.distributions.Categorical(logits=x).entropy().mean()`",
+        optax="none; `-(jax.nn.softmax(x) * jax.nn.log_softmax(x)).sum(-1).mean()`",
+        keras="none",
+    ),
+    diagnostics=("probabilities_as_logits",),
+    explainer="softmax_entropy",
+    curve=Curve("softmax"),
+    docs="losses/softmax_entropy.md",
+)
 def softmax_entropy(
     input: Array, *, dim: int = 1, reduction: str = "mean", vjp: VJP | None = None
 ) -> Result:

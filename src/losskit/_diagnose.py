@@ -1,50 +1,27 @@
-"""Misuse diagnostics: calls that run without error but are probably not what was meant.
+"""``losskit.diagnose`` and ``losskit.set_checks``: the misuse rules of ``_misuse``, run on a
+loss call.
 
-Each diagnostic looks at the numbers a loss is given (probabilities where logits belong,
-one-hot rows where class indices belong, ...) and reports a :class:`Finding` that says what
-is wrong, how to fix it and what the loss would be under the call that was probably meant,
-computed with losskit. The checks read values, so arrays of any library are copied to NumPy
-first; arrays whose values cannot be read (JAX tracers) are never checked by
-:func:`set_checks`.
+The rules read values, so arrays of any library are copied to NumPy first; arrays whose
+values cannot be read (JAX tracers) are never checked by :func:`set_checks`.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
-import math
-import numbers
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._binary import binary_cross_entropy_with_logits
-from ._focal import sigmoid_focal_loss
-from ._lib import _autodiff
-from ._lib._checks import class_axis
 from ._lib._compat import Array, is_concrete, is_torch
-from ._softmax import log_softmax
+from ._lib._registry import entries, entry, set_call_hook
+from ._lib._validation import class_axis
+from ._misuse import RULES, ROW_SUM_TOLERANCE, Call, Finding, loss_arrays
 
-__all__ = ["Finding", "LosskitWarning", "diagnose", "set_checks"]
-
-# How far a row sum may stray from 1 and still count as a probability distribution: loose
-# enough for float32 round-off and for probabilities typed with a few decimals (rows of
-# float16 or bfloat16 values get C times their machine epsilon, if that is more).
-ROW_SUM_TOLERANCE = 1e-3
-# Logits of a binary loss all in [0, 1] read as probabilities from this many values on (for
-# logits centred on 0, all of n being nonnegative has odds of 2^-n).
-MIN_BINARY_PROBABILITIES = 4
-# A class (or label) counts as rare when the commonest one has this many times its targets.
-IMBALANCE_RATIO = 10
-# An angular margin above this (90 degrees) is read as degrees: at m >= pi / 2 even an embedding
-# on its own centre gets a target logit cos(m) <= 0, so no radian margin is that large
-# (ArcFace trains with 0.5 rad), while margins in degrees are 10 to 60.
-DEGREES_MARGIN = math.pi / 2
+__all__ = ["LosskitWarning", "diagnose", "set_checks"]
 
 
 class LosskitWarning(UserWarning):
@@ -53,480 +30,6 @@ class LosskitWarning(UserWarning):
     Emitted by every loss call once :func:`losskit.set_checks` is on; the message is a
     :class:`Finding` of :func:`losskit.diagnose`.
     """
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One diagnostic: what looks wrong with a loss call, and what was probably meant.
-
-    Attributes
-    ----------
-    code : str
-        A stable identifier such as ``"probabilities-as-logits"``.
-    message : str
-        One line saying what is wrong, with the numbers that show it.
-    fix : str
-        One line saying what to do instead.
-    intended_call : str
-        The call that was probably meant, e.g. ``"nll_loss(log(input), target)"``.
-    intended_value : float, list or None
-        The value of ``intended_call`` (a nested list for ``reduction="none"``); ``None``
-        when that call cannot be evaluated.
-    """
-
-    code: str
-    message: str
-    fix: str
-    intended_call: str
-    intended_value: float | list[Any] | None
-
-    def __str__(self) -> str:
-        return (
-            f"[{self.code}] {self.message} Fix: {self.fix} "
-            f"Probably meant: {self.intended_call} = {_format_value(self.intended_value)}"
-        )
-
-
-def _format_value(value: float | list[Any] | None) -> str:
-    if value is None:
-        return "(cannot be evaluated)"
-    if isinstance(value, float):
-        return f"{value:.6f}"
-    return np.array2string(np.asarray(value, dtype=float), precision=6, separator=", ")
-
-
-@dataclass(frozen=True)
-class _Call:
-    """A loss call as the diagnostics see it: NumPy copies of the arrays and the options."""
-
-    loss: str
-    fn: Callable[..., Any]
-    input: np.ndarray  # float64, at least 1-d
-    target: np.ndarray | None
-    options: dict[str, Any]
-    axis: int  # the class axis of the input (for kl_div, that of its distributions)
-    tolerance: float  # how far from 1 a row sum may be
-
-    def rows(self, values: np.ndarray) -> np.ndarray:
-        """``values`` (shaped like the input) as rows of class values, shape ``(-1, C)``;
-        without the rows whose target ``ignore_index`` skips (they may hold anything)."""
-        rows = np.moveaxis(values, self.axis, -1).reshape(-1, values.shape[self.axis])
-        return rows if self.kept is None else rows[self.kept]
-
-    @functools.cached_property
-    def kept(self) -> np.ndarray | None:
-        """Which rows count, for class-index targets with an ``ignore_index``; else ``None``."""
-        parameters = inspect.signature(self.fn).parameters
-        if "ignore_index" not in parameters or not self.is_class_index_target():
-            return None
-        ignored = self.options.get("ignore_index", parameters["ignore_index"].default)
-        return self.target.reshape(-1) != ignored
-
-    def target_axis(self) -> int | None:
-        """The input's :attr:`axis` in a target that broadcasts against it (counted from the
-        end); ``None`` when the target does not have that axis."""
-        axis = self.axis - self.input.ndim
-        return axis if self.target is not None and axis >= -self.target.ndim else None
-
-    def is_distribution(self, values: np.ndarray) -> bool:
-        """Every row of ``values`` lies in [0, 1] and sums to 1 (two classes or more, no NaN)."""
-        rows = self.rows(values)
-        if rows.size == 0 or rows.shape[-1] < 2:
-            return False
-        inside = np.all((rows >= 0) & (rows <= 1))
-        return bool(inside and np.all(np.abs(rows.sum(axis=-1) - 1) <= self.tolerance))
-
-    def unnormalised(self, sums: np.ndarray) -> bool:
-        """Some row sum strays from 1 (rows summing to NaN are left alone)."""
-        return bool(sums.size and np.any(np.abs(sums - 1) > self.tolerance))
-
-    def is_class_index_target(self) -> bool:
-        t = self.target
-        expected = self.input.shape[: self.axis] + self.input.shape[self.axis + 1 :]
-        return (
-            t is not None
-            and t.dtype.kind in "iu"
-            and (t.shape == expected or (self.input.ndim == 1 and t.shape == (1,)))
-        )
-
-    def evaluate(self, input: np.ndarray, target: np.ndarray | None, **changes: Any) -> Any:
-        """The value of this loss with other arrays or options; ``None`` if it raises."""
-        return _evaluate(self.fn, input, target, {**self.options, **changes})
-
-    def text(self, input: str = "input", target: str = "target", **changes: Any) -> str:
-        """``loss(input, target, options...)`` as text, with ``changes`` to the options; the
-        margin losses' ``centers`` (or the text given for it) go between input and target."""
-        options = {**self.options, **changes}
-        return _call_text(self.loss, input, target, options, has_target=self.target is not None)
-
-
-def loss_arrays(
-    caller: str,
-    fn: Callable[..., Any],
-    input: Any,
-    target: Any,
-    options: dict[str, Any],
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The positional arrays of a loss call and the keyword options left.
-
-    The margin losses take their class centres between the embeddings and the target;
-    ``diagnose`` and ``explain`` receive them as the option ``centers``.
-
-    Examples
-    --------
-    >>> import losskit as lk
-    >>> loss_arrays("f", lk.arcface_loss, "x", "y", {"centers": "w", "scale": 8.0})
-    (('x', 'w', 'y'), {'scale': 8.0})
-    """
-    if "centers" not in inspect.signature(fn).parameters:
-        if "centers" in options:
-            msg = f"{caller}: centers is an argument of the margin losses, not of {fn.__name__}"
-            raise TypeError(msg)
-        return ((input,) if target is None else (input, target)), options
-    if options.get("centers") is None:
-        msg = f"{caller}: {fn.__name__} needs its class centres as centers=, got none"
-        raise ValueError(msg)
-    rest = {k: v for k, v in options.items() if k != "centers"}
-    return (input, options["centers"], target), rest
-
-
-def _evaluate(
-    fn: Callable[..., Any], input: np.ndarray, target: np.ndarray | None, options: dict[str, Any]
-) -> Any:
-    arrays, options = loss_arrays("diagnose", fn, input, target, options)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            value = np.asarray(fn(*arrays, **options), dtype=float)
-    except (ValueError, TypeError):
-        return None
-    return float(value) if value.ndim == 0 else value.tolist()
-
-
-def _call_text(
-    loss: str, input: str, target: str, options: dict[str, Any], *, has_target: bool
-) -> str:
-    options = dict(options)
-    centers = options.pop("centers", None)
-    parts = [input]
-    if centers is not None:
-        parts.append(centers if isinstance(centers, str) else "centers")
-    if has_target:
-        parts.append(target)
-    for name, value in options.items():
-        if isinstance(value, np.ndarray):
-            value = np.round(value, 4).tolist()
-        parts.append(f"{name}={value!r}")
-    return f"{loss}({', '.join(parts)})"
-
-
-def _sum_to(sums: np.ndarray) -> str:
-    """``"sum to 1.1"``, or ``"sum to values from 1 to 1.1"`` for rows that differ."""
-    low, high = np.nanmin(sums), np.nanmax(sums)
-    return f"sum to {low:.6g}" if low == high else f"sum to values from {low:.6g} to {high:.6g}"
-
-
-# --- the diagnostics -----------------------------------------------------------------------
-
-
-def _probabilities_as_logits(call: _Call) -> Finding | None:
-    if not call.is_distribution(call.input):
-        return None
-    return Finding(
-        "probabilities-as-logits",
-        f"{call.loss} applies softmax to its input, but every input row already lies in [0, 1] "
-        "and sums to 1: these are probabilities, and softmax is applied twice.",
-        "pass the logits (the scores before softmax), or log(probabilities), which softmax "
-        "turns back into the same probabilities.",
-        call.text("log(input)"),
-        call.evaluate(np.log(call.input), call.target),
-    )
-
-
-def _probabilities_as_log_probabilities(call: _Call) -> Finding | None:
-    if not call.is_distribution(call.input):
-        return None
-    got = (
-        "-mean(p_target), a meaningless negative number"
-        if call.loss == "nll_loss"
-        else "a meaningless number"
-    )
-    return Finding(
-        "probabilities-as-log-probabilities",
-        f"{call.loss} expects log-probabilities (<= 0), but every input row lies in [0, 1] and "
-        f"sums to 1: these are probabilities, and the result is {got}.",
-        "pass log(probabilities) or log_softmax(logits)"
-        + (", or give the logits to cross_entropy." if call.loss == "nll_loss" else "."),
-        call.text("log(input)"),
-        call.evaluate(np.log(call.input), call.target),
-    )
-
-
-def _unnormalised_log_probabilities(call: _Call) -> Finding | None:
-    sums = np.exp(call.rows(call.input)).sum(axis=-1)
-    if call.is_distribution(call.input) or not call.unnormalised(sums):
-        return None
-    positive = " (it has positive values: are these logits?)" if np.any(call.input > 0) else ""
-    axis = call.axis
-    return Finding(
-        "unnormalised-log-probabilities",
-        f"{call.loss} expects log-probabilities, whose exp sums to 1 along dim={axis}, but the "
-        f"rows of exp(input) {_sum_to(sums)}{positive}.",
-        f"apply log_softmax(input, {axis}) first"
-        + (", or call cross_entropy on the logits." if call.loss == "nll_loss" else "."),
-        call.text(f"log_softmax(input, {axis})"),
-        call.evaluate(np.asarray(log_softmax(call.input, axis)), call.target),
-    )
-
-
-def _logits_as_probabilities(call: _Call) -> Finding | None:
-    x = call.input
-    if x.size == 0 or np.all((x >= 0) & (x <= 1)) or np.any(np.isnan(x)):
-        return None
-    options = {k: v for k, v in call.options.items() if k in ("weight", "reduction")}
-    return Finding(
-        "logits-as-probabilities",
-        f"binary_cross_entropy expects probabilities in [0, 1], but the input ranges from "
-        f"{np.min(x):.6g} to {np.max(x):.6g}: these are logits.",
-        "call binary_cross_entropy_with_logits, which applies the sigmoid itself (and is "
-        "exact where sigmoid then log would round).",
-        _call_text("binary_cross_entropy_with_logits", "input", "target", options, has_target=True),
-        _evaluate(binary_cross_entropy_with_logits, x, call.target, options),
-    )
-
-
-def _probabilities_as_binary_logits(call: _Call) -> Finding | None:
-    x = call.input
-    if x.size < MIN_BINARY_PROBABILITIES or not np.all((x >= 0) & (x <= 1)):
-        return None
-    if np.all(x == x.flat[0]):
-        return None  # all alike, as the zeros of a zero-initialised head: no evidence
-    return Finding(
-        "probabilities-as-logits",
-        f"{call.loss} applies the sigmoid to its input, but all {x.size} input values lie in "
-        "[0, 1]: these look like probabilities, and the sigmoid is applied twice.",
-        "pass the logits (the scores before the sigmoid), or logit(p) = log(p) - log1p(-p), "
-        "which the sigmoid turns back into p"
-        + (", or call binary_cross_entropy on the probabilities." if call.loss.startswith("binary") else "."),
-        call.text("logit(input)"),
-        call.evaluate(np.log(x) - np.log1p(-x), call.target),
-    )
-
-
-def _one_hot_target(call: _Call) -> Finding | None:
-    t = call.target
-    if t is None or t.shape != call.input.shape or t.size == 0:
-        return None
-    if call.loss == "cross_entropy" and t.dtype.kind == "f":
-        return None  # float one-hot rows are valid class probabilities
-    rows = call.rows(t)
-    if not (np.all((rows == 0) | (rows == 1)) and np.all(rows.sum(axis=-1) == 1)):
-        return None
-    axis = call.axis
-    indices = np.argmax(t, axis=axis)
-    probabilities = (
-        " (or float one-hot rows, read as class probabilities)"
-        if call.loss == "cross_entropy"
-        else ""
-    )
-    return Finding(
-        "one-hot-target",
-        f"{call.loss} expects class indices of shape {indices.shape}, but the target has the "
-        f"input's shape {t.shape} and one-hot rows.",
-        f"pass the class indices, target.argmax({axis}){probabilities}.",
-        call.text("input", f"target.argmax({axis})"),
-        call.evaluate(call.input, indices),
-    )
-
-
-def _unnormalised_target(call: _Call) -> Finding | None:
-    t = call.target
-    if t is None or t.dtype.kind != "f" or t.ndim == 0 or t.size == 0:
-        return None
-    if call.loss == "cross_entropy" and t.shape != call.input.shape:
-        return None  # class indices, not class probabilities
-    axis = call.target_axis()
-    if axis is None:
-        return None  # a kl_div target that broadcasts along the distributions' axis
-    axis %= t.ndim
-    log_target = call.options.get("log_target", False)
-    if log_target:
-        total = np.sum(np.exp(t), axis=axis, keepdims=True)
-        fixed, fixed_text = t - np.log(total), f"target - logsumexp(target, {axis})"
-    else:
-        if np.any(t < 0):
-            return None
-        total = np.sum(t, axis=axis, keepdims=True)
-        fixed = np.divide(t, total, out=np.zeros_like(t), where=total != 0)
-        fixed_text = f"target / target.sum({axis}, keepdims=True)"
-    if not call.unnormalised(total):
-        return None
-    rows = "the rows of exp(target)" if log_target else "the probability rows of the target"
-    return Finding(
-        "unnormalised-target",
-        f"{call.loss}: {rows} should sum to 1, but they {_sum_to(total)}.",
-        "normalise the target rows (or check where they come from).",
-        call.text("input", fixed_text),
-        call.evaluate(call.input, fixed),
-    )
-
-
-def _log_target_without_flag(call: _Call) -> Finding | None:
-    t = call.target
-    axis = call.target_axis()
-    if call.options.get("log_target", False) or axis is None or t.size == 0:
-        return None
-    if not np.any(t < 0) or np.any(t > 0) or call.unnormalised(np.exp(t).sum(axis=axis)):
-        return None
-    return Finding(
-        "log-target-without-flag",
-        "kl_div: the target is <= 0 and its exp sums to 1: it holds log-probabilities, read "
-        "as probabilities (negative ones, which give NaN).",
-        "pass log_target=True.",
-        call.text(log_target=True),
-        call.evaluate(call.input, t, log_target=True),
-    )
-
-
-def _kl_div_mean(call: _Call) -> Finding | None:
-    x = call.input
-    legacy = call.options.get("size_average") is not None or call.options.get("reduce") is not None
-    if (
-        legacy
-        or call.options.get("reduction", "mean") != "mean"
-        or x.ndim < 2
-        or x.size in (0, x.shape[0])
-    ):
-        return None
-    return Finding(
-        "kl-div-mean",
-        f"kl_div(reduction='mean') divides the summed divergence by all {x.size} elements, "
-        f"not by the batch size {x.shape[0]}: the result is not the KL divergence per sample.",
-        "use reduction='batchmean', the mathematical KL divergence averaged over the batch.",
-        call.text(reduction="batchmean"),
-        call.evaluate(x, call.target, reduction="batchmean"),
-    )
-
-
-def _imbalance(counts: np.ndarray) -> tuple[int, int] | None:
-    """The commonest and the rarest present class when their ratio is large, else ``None``."""
-    present = np.flatnonzero(counts)
-    if present.size < 2:
-        return None
-    common, rare = int(np.argmax(counts)), int(present[np.argmin(counts[present])])
-    return (common, rare) if counts[common] >= IMBALANCE_RATIO * counts[rare] else None
-
-
-def _class_imbalance(call: _Call) -> Finding | None:
-    option = "alpha" if call.loss == "focal_loss" else "weight"
-    if call.options.get(option) is not None or not call.is_class_index_target():
-        return None
-    num_classes = call.input.shape[call.axis]
-    t = call.target.ravel()
-    t = t[(t != call.options.get("ignore_index", -100)) & (t >= 0) & (t < num_classes)]
-    counts = np.bincount(t, minlength=num_classes)
-    found = _imbalance(counts)
-    if found is None:
-        return None
-    common, rare = found
-    present = np.count_nonzero(counts)
-    weight = t.size / (present * np.maximum(counts, 1))  # inverse class frequency, "balanced"
-    focal = "" if call.loss == "focal_loss" else ", or use focal_loss"
-    return Finding(
-        "class-imbalance",
-        f"class {common} has {counts[common]} of the {t.size} targets and class {rare} only "
-        f"{counts[rare]}: the mean is dominated by class {common}.",
-        f"weight the classes by inverse frequency, {option}={np.round(weight, 4).tolist()}{focal}.",
-        call.text(**{option: weight}),
-        call.evaluate(call.input, call.target, **{option: weight}),
-    )
-
-
-def _label_imbalance(call: _Call) -> Finding | None:
-    t = call.target
-    if t is None or call.options.get("pos_weight") is not None or t.size == 0:
-        return None
-    if not np.all((t == 0) | (t == 1)):
-        return None
-    positives = int(np.count_nonzero(t))
-    found = _imbalance(np.array([t.size - positives, positives]))
-    if found is None:
-        return None
-    pos_weight = (t.size - positives) / positives
-    return Finding(
-        "class-imbalance",
-        f"{positives} of the {t.size} labels are positive: the mean is dominated by the "
-        f"{'negatives' if found[0] == 0 else 'positives'}.",
-        f"weight the positive term by negatives / positives, pos_weight={pos_weight:.4g}.",
-        call.text(pos_weight=pos_weight),
-        call.evaluate(call.input, t, pos_weight=pos_weight),
-    )
-
-
-def _margin_in_degrees(call: _Call) -> Finding | None:
-    m = call.options.get("margin")
-    if not isinstance(m, numbers.Real) or not abs(m) > DEGREES_MARGIN:
-        return None
-    radians = math.radians(m)
-    first = next(iter(inspect.signature(call.fn).parameters))  # embeddings, or cosine
-    return Finding(
-        "margin-in-degrees",
-        f"{call.loss} takes its angular margin in radians, but margin={m:g} rad is "
-        f"{math.degrees(m):.6g} degrees: it looks like degrees (pytorch-metric-learning's "
-        "ArcFaceLoss takes degrees; ArcFace's 0.5 rad is 28.6 degrees).",
-        f"pass margin=math.radians({m:g}) = {radians:.6g}.",
-        call.text(first, margin=radians),
-        call.evaluate(call.input, call.target, margin=radians),
-    )
-
-
-def _centers_transposed(call: _Call) -> Finding | None:
-    w, d = call.options["centers"], call.input.shape[-1]
-    if w.ndim != 2 or w.shape[1] == d or w.shape[0] != d:
-        return None
-    return Finding(
-        "centers-transposed",
-        f"{call.loss} takes centers of shape (C, D), one row per class, with D = {d} as the "
-        f"embeddings have, but got shape {w.shape}: (D, C), the layout of "
-        "pytorch-metric-learning's W.",
-        "pass centers.T.",
-        call.text("embeddings", centers="centers.T"),
-        call.evaluate(call.input, call.target, centers=w.T),
-    )
-
-
-_DIAGNOSTICS: dict[str, tuple[Callable[[_Call], Finding | None], ...]] = {
-    "cross_entropy": (
-        _probabilities_as_logits,
-        _one_hot_target,
-        _unnormalised_target,
-        _class_imbalance,
-    ),
-    "focal_loss": (_probabilities_as_logits, _one_hot_target, _class_imbalance),
-    "softmax_entropy": (_probabilities_as_logits,),
-    "nll_loss": (
-        _probabilities_as_log_probabilities,
-        _unnormalised_log_probabilities,
-        _one_hot_target,
-        _class_imbalance,
-    ),
-    "kl_div": (
-        _probabilities_as_log_probabilities,
-        _unnormalised_log_probabilities,
-        _log_target_without_flag,
-        _unnormalised_target,
-        _kl_div_mean,
-    ),
-    "binary_cross_entropy": (_logits_as_probabilities,),
-    "binary_cross_entropy_with_logits": (_probabilities_as_binary_logits, _label_imbalance),
-    "sigmoid_focal_loss": (_probabilities_as_binary_logits,),
-    "arcface_loss": (_centers_transposed, _margin_in_degrees),
-    "subcenter_arcface_loss": (_margin_in_degrees,),
-    "additive_angular_margin": (_margin_in_degrees,),
-    "cosface_loss": (_centers_transposed,),
-    "sphereface_loss": (_centers_transposed,),
-    "large_margin_softmax_loss": (_centers_transposed,),
-}
 
 
 def _epsilon(value: object, host: np.ndarray) -> float:
@@ -557,29 +60,14 @@ def _host(name: str, value: object) -> np.ndarray:
     return out
 
 
-def loss_functions() -> dict[str, Callable[..., Any]]:
-    """Every loss of losskit by name, in alphabetical order: the public functions that carry
-    a gradient rule (softmax and its relatives included)."""
-    import losskit
-
-    losses = {}
-    for name in sorted(losskit.__all__):
-        try:
-            _autodiff.rule_of(getattr(losskit, name))
-        except TypeError:
-            continue
-        losses[name] = getattr(losskit, name)
-    return losses
-
-
 @contextmanager
 def _checks_paused() -> Iterator[None]:
-    """Run losses without the check hook (the diagnostics call losses themselves)."""
-    _autodiff.install_check(None)
+    """Run losses without the call hook (the rules call losses themselves)."""
+    previous = set_call_hook(None)
     try:
         yield
     finally:
-        _autodiff.install_check(_warn_findings if _CHECKS_ON[0] else None)
+        set_call_hook(previous)
 
 
 def diagnose(
@@ -609,32 +97,26 @@ def diagnose(
 
     Notes
     -----
-    The diagnostics and their codes:
+    Which rules apply to a loss is part of its registry entry (the documentation's page on
+    misuse diagnostics tables them). Their codes:
 
-    * ``probabilities-as-logits`` (``cross_entropy``, ``focal_loss``, ``softmax_entropy``):
-      input rows in [0, 1] that sum to 1, so softmax is applied twice; and
-      (``binary_cross_entropy_with_logits``, ``sigmoid_focal_loss``) four or more input
-      values, not all equal, all in [0, 1], so the sigmoid is applied twice;
-    * ``probabilities-as-log-probabilities`` (``nll_loss``, ``kl_div``): probabilities where
-      log-probabilities belong;
-    * ``unnormalised-log-probabilities`` (``nll_loss``, ``kl_div``): rows whose ``exp`` does
-      not sum to 1, such as logits, or log-probabilities of rows summing to 1.1 (rows whose
-      target ``ignore_index`` skips are not read);
-    * ``logits-as-probabilities`` (``binary_cross_entropy``): values outside [0, 1];
-    * ``one-hot-target`` (``cross_entropy``, ``nll_loss``, ``focal_loss``): integer one-hot
-      rows where class indices belong;
-    * ``unnormalised-target`` (``cross_entropy``, ``kl_div``): probability targets whose rows
-      do not sum to 1;
-    * ``log-target-without-flag`` (``kl_div``): log-probability targets without
-      ``log_target=True``;
-    * ``kl-div-mean`` (``kl_div``): ``reduction="mean"`` where ``"batchmean"`` is meant;
-    * ``class-imbalance`` (class-index losses, ``binary_cross_entropy_with_logits``): the
-      commonest class has at least ten times the targets of the rarest present one;
-    * ``margin-in-degrees`` (``arcface_loss``, ``subcenter_arcface_loss``,
-      ``additive_angular_margin``): an angular margin above :math:`\pi/2`, read as degrees
-      (the intended value is that of ``margin=math.radians(margin)``);
-    * ``centers-transposed`` (``arcface_loss``, ``cosface_loss``, ``sphereface_loss``,
-      ``large_margin_softmax_loss``): centres of shape ``(D, C)`` where ``(C, D)`` belongs.
+    * ``probabilities-as-logits``: input rows in [0, 1] that sum to 1 where softmax is
+      applied, so it is applied twice; or, for a sigmoid, four or more input values, not all
+      equal, all in [0, 1];
+    * ``probabilities-as-log-probabilities``: probabilities where log-probabilities belong;
+    * ``unnormalised-log-probabilities``: rows whose ``exp`` does not sum to 1, such as
+      logits, or log-probabilities of rows summing to 1.1 (rows whose target
+      ``ignore_index`` skips are not read);
+    * ``logits-as-probabilities``: values outside [0, 1] where probabilities belong;
+    * ``one-hot-target``: integer one-hot rows where class indices belong;
+    * ``unnormalised-target``: probability targets whose rows do not sum to 1;
+    * ``log-target-without-flag``: log-probability targets without ``log_target=True``;
+    * ``kl-div-mean``: ``reduction="mean"`` where ``"batchmean"`` is meant;
+    * ``class-imbalance``: the commonest class has at least ten times the targets of the
+      rarest present one;
+    * ``margin-in-degrees``: an angular margin above :math:`\pi/2`, read as degrees (the
+      intended value is that of ``margin=math.radians(margin)``);
+    * ``centers-transposed``: centres of shape ``(D, C)`` where ``(C, D)`` belongs.
 
     A row counts as a probability distribution when
 
@@ -660,36 +142,35 @@ def diagnose(
     >>> lk.diagnose("cross_entropy", np.array([[2.0, -1.0, 0.5]]), np.array([1]))
     []
     """
-    losses = loss_functions()
-    if loss_name not in losses:
-        msg = (
-            f"diagnose: loss_name must name a losskit loss ({', '.join(losses)}), got {loss_name!r}"
-        )
+    found = entry(loss_name) if isinstance(loss_name, str) else None
+    if found is None:
+        names = ", ".join(e.name for e in entries())
+        msg = f"diagnose: loss_name must name a losskit loss ({names}), got {loss_name!r}"
         raise ValueError(msg)
-    rules = _DIAGNOSTICS.get(loss_name, ())
-    loss_arrays("diagnose", losses[loss_name], input, target, options)
+    loss_arrays("diagnose", found, input, target, options)
     if "centers" in options:
         options = {**options, "centers": _host("centers", options["centers"]).astype(np.float64)}
     host = _host("input", input)
     t = None if target is None else _host("target", target)
     x = host.astype(np.float64)
-    if not rules or x.ndim == 0:
+    if not found.diagnostics or x.ndim == 0:
         return []
     eps = max(_epsilon(input, host), 0.0 if t is None else _epsilon(target, t))
+    defaults = found.options()
     try:
         axis = (
-            _distribution_axis(x, t, options.get("log_target", False), eps)
+            _distribution_axis(x, t, options.get("log_target", defaults.get("log_target")), eps)
             if loss_name == "kl_div"
-            else class_axis(loss_name, x, options.get("dim", 1))
+            else class_axis(loss_name, x, options.get("dim", defaults.get("dim", 1)))
         )
     except (ValueError, TypeError):
         return []  # a bad dim: the loss itself says what is wrong
     if x.shape[axis] == 0:
         return []  # no class, so no row to read: the loss itself says what is wrong
     tolerance = _tolerance(x.shape[axis], eps)
-    call = _Call(loss_name, losses[loss_name], x, t, options, axis, tolerance)
+    call = Call(found, x, t, options, axis, tolerance)
     with _checks_paused(), np.errstate(all="ignore"):
-        return [f for f in (rule(call) for rule in rules) if f is not None]
+        return [f for f in (RULES[name].check(call) for name in found.diagnostics) if f is not None]
 
 
 def _tolerance(classes: int, eps: float) -> float:
@@ -715,17 +196,13 @@ def _distribution_axis(x: np.ndarray, t: np.ndarray | None, log_target: bool, ep
     return x.ndim - 1
 
 
-_CHECKS_ON = [False]
-
-
 def _warn_findings(loss_name: str, bound: inspect.BoundArguments) -> None:
-    """The check hook: warn about every finding of the call (arrays with readable values)."""
-    if loss_name not in _DIAGNOSTICS:
+    """The call hook: warn about every finding of the call (arrays with readable values)."""
+    found = entry(loss_name)
+    if found is None or not found.diagnostics:
         return
     params = bound.signature.parameters
-    arrays = {
-        n: bound.arguments.get(n) for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD
-    }
+    arrays = {n: bound.arguments.get(n) for n in found.arrays}
     if not all(a is None or is_concrete(a) for a in arrays.values()):
         return
     options = {
@@ -788,7 +265,4 @@ def set_checks(enabled: bool) -> bool:
     if not isinstance(enabled, bool):
         msg = f"set_checks: enabled must be a bool, got {type(enabled).__name__}"
         raise TypeError(msg)
-    previous = _CHECKS_ON[0]
-    _CHECKS_ON[0] = enabled
-    _autodiff.install_check(_warn_findings if enabled else None)
-    return previous
+    return set_call_hook(_warn_findings if enabled else None) is not None

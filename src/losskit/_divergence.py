@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ._lib._autodiff import VJP, Result, finish, loss, upstream
-from ._lib._checks import check_broadcasts_to, check_floating, shape_of
+from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._vjp import VJP, Result, finish, upstream
+from ._lib._validation import check_broadcasts_to, check_floating, shape_of
 from ._lib._compat import Array, namespace
 from ._lib._numerics import compute_dtype, sum_to_shape, xlogy
 from ._lib._reduction import apply_reduction, resolve_reduction
@@ -11,7 +12,27 @@ from ._lib._reduction import apply_reduction, resolve_reduction
 __all__ = ["kl_div"]
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="divergence",
+    argnums=(0, 1),
+    module=Module("KLDivLoss", ("size_average", "reduce", "reduction", "log_target"), drop_in=True),
+    equivalents=Equivalents(
+        pytorch='`torch.nn.functional.kl_div(log_probs, t, reduction="batchmean")`, `torch.nn.KLDivLoss()`',
+        optax='`optax.kl_divergence(log_predictions, targets).mean()` (per-example sums, so the mean is '
+        '`"batchmean"`); `optax.kl_divergence_with_log_targets` for log targets',
+        keras="`keras.losses.KLDivergence()(t, p)` on probabilities for both (clipped), target first",
+    ),
+    diagnostics=(
+        "probabilities_as_log_probabilities",
+        "unnormalised_log_probabilities",
+        "log_target_without_flag",
+        "unnormalised_target",
+        "kl_div_mean",
+    ),
+    explainer="kl_div",
+    curve=Curve("distribution"),
+    docs="losses/kl_div.md",
+)
 def kl_div(
     input: Array,
     target: Array,

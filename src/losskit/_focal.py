@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ._lib import _numerics
-from ._lib._checks import (
+from ._lib._validation import (
     check_class_weight,
     check_floating,
     check_in_unit_interval,
@@ -16,7 +16,8 @@ from ._lib._checks import (
     paired_floats,
     shape_of,
 )
-from ._lib._autodiff import VJP, Result, along_class, finish, loss, upstream, weigh_and_reduce
+from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._vjp import VJP, Result, along_class, finish, upstream, weigh_and_reduce
 from ._lib._compat import Array, concrete_float, device, namespace, stop_gradient
 from ._lib._numerics import along_axis, binary_logit_loss, compute_dtype, log_sigmoid, take_class
 from ._lib._reduction import (
@@ -32,7 +33,22 @@ def _check_gamma(fn: str, gamma: object) -> float:
     return finite_number(fn, "gamma", gamma, at_least=0)
 
 
-@loss()
+@loss(
+    family="focal",
+    module=Module("SigmoidFocalLoss", note="RetinaNet's loss, with torchvision's values."),
+    equivalents=Equivalents(
+        pytorch=r"`torchvision.ops.sigmoid_focal_loss(x, y)` (same defaults; NaN gradients for \(\gamma < 1\) at "
+        "saturated logits)",
+        optax="`optax.sigmoid_focal_loss(logits, labels, alpha=0.25, gamma=2.0)` (`alpha` defaults to `None`)",
+        keras="`keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.25, gamma=2.0, "
+        "from_logits=True)(y, x)`: without `apply_class_balancing` the `alpha` is ignored; averages over the "
+        "last axis",
+    ),
+    diagnostics=("probabilities_as_binary_logits",),
+    explainer="sigmoid_focal_loss",
+    curve=Curve("sigmoid", vary=("alpha", "gamma")),
+    docs="losses/focal.md",
+)
 def sigmoid_focal_loss(
     inputs: Array,
     targets: Array,
@@ -124,7 +140,21 @@ def sigmoid_focal_loss(
     return finish(xp, value, out_dtype, vjp, grads, (inputs, targets))
 
 
-@loss()
+@loss(
+    family="focal",
+    module=Module("FocalLoss", note="Multi-class (softmax); a per-class ``alpha`` is a buffer."),
+    equivalents=Equivalents(
+        pytorch="none in core or torchvision (only the sigmoid version, below)",
+        optax="none (only `sigmoid_focal_loss`)",
+        keras=r"`keras.losses.CategoricalFocalCrossentropy(alpha=..., gamma=2.0, from_logits=True)(onehot, x)`: "
+        r"one-hot targets; a scalar `alpha` only rescales, and the mean divides by \(N\), not "
+        r"\(\sum_i \alpha_{y_i}\)",
+    ),
+    diagnostics=("probabilities_as_logits", "one_hot_target", "class_imbalance"),
+    explainer="focal_loss",
+    curve=Curve("softmax", vary=("gamma",)),
+    docs="losses/focal.md",
+)
 def focal_loss(
     input: Array,
     target: Array,

@@ -8,7 +8,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from ._lib._autodiff import VJP, rule_of, run_check
+from ._lib._registry import entry_of, run_call_hook
+from ._lib._vjp import VJP
 from ._lib._compat import Array
 from ._lib._numerics import quiet_floating_point
 
@@ -68,7 +69,11 @@ def value_and_grad(
     >>> dlogits.round(6)  # softmax minus one-hot
     array([[-0.119203,  0.119203]])
     """
-    rule = rule_of(loss_fn)
+    found = entry_of(loss_fn)
+    if found is None:
+        name = getattr(loss_fn, "__qualname__", repr(loss_fn))
+        msg = f"value_and_grad: {name} is not a losskit loss with a gradient rule"
+        raise TypeError(msg)
     try:  # one argnum: an int, or anything with __index__ (a NumPy integer, say)
         wrt: tuple[int, ...] = (operator.index(argnums),)  # type: ignore[arg-type]
         single = True
@@ -79,21 +84,21 @@ def value_and_grad(
         except TypeError:
             msg = f"value_and_grad: argnums must be an int or a tuple of ints, got {argnums!r}"
             raise TypeError(msg) from None
-    unsupported = [k for k in wrt if k not in rule.argnums]
+    unsupported = [k for k in wrt if k not in found.argnums]
     if not wrt or unsupported:
         msg = (
             f"value_and_grad: {loss_fn.__name__} can be differentiated with respect to "
-            f"argnums {rule.argnums}, got {argnums!r}"
+            f"argnums {found.argnums}, got {argnums!r}"
         )
         raise ValueError(msg)
 
-    impl = quiet_floating_point(rule.impl)
+    impl = quiet_floating_point(found.rule)
     signature = inspect.signature(loss_fn)
     names = tuple(signature.parameters)
 
     @functools.wraps(loss_fn)
     def value_and_gradient(*args: Any, grad_output: Any = None, **kwargs: Any) -> tuple[Array, Any]:
-        run_check(loss_fn.__name__, signature, args, kwargs)  # losskit.set_checks
+        run_call_hook(found.name, signature, args, kwargs)  # losskit.set_checks
         value, grads = impl(*args, vjp=VJP(grad_output, wrt, loss_fn.__name__, names), **kwargs)
         return value, (grads[0] if single else grads)
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from ._lib._autodiff import VJP, Result, finish, loss, weigh_and_reduce
-from ._lib._checks import number, paired_floats, shape_of
+from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._vjp import VJP, Result, finish, weigh_and_reduce
+from ._lib._validation import number, paired_floats, shape_of
 from ._lib._compat import Array, as_option_array, is_differentiable, namespace
 from ._lib._numerics import abs_sign0, sign
 from ._lib._reduction import resolve_reduction
 
 __all__ = ["huber_loss", "l1_loss", "mse_loss", "smooth_l1_loss"]
+
+# The options torch's L1Loss, MSELoss and SmoothL1Loss take by position.
+_TORCH_POSITIONAL = ("size_average", "reduce", "reduction")
 
 
 def _element_weight(fn: str, weight: object, like: Array, xp: ModuleType) -> Array | None:
@@ -73,7 +77,19 @@ def _torch_sign(z: Array, xp: ModuleType) -> Array:
     return xp.where(xp.isnan(z), xp.zeros_like(s), s)
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="regression",
+    argnums=(0, 1),
+    module=Module("L1Loss", _TORCH_POSITIONAL, drop_in=True),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.l1_loss(pred, y)`, `torch.nn.L1Loss()`",
+        optax="none; `jnp.abs(pred - y).mean()`",
+        keras="`keras.losses.MeanAbsoluteError()(y, pred)`",
+    ),
+    explainer="regression",
+    curve=Curve("error"),
+    docs="losses/regression.md",
+)
 def l1_loss(
     input: Array,
     target: Array,
@@ -137,7 +153,19 @@ def l1_loss(
     )
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="regression",
+    argnums=(0, 1),
+    module=Module("MSELoss", _TORCH_POSITIONAL, drop_in=True),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.mse_loss(pred, y)`, `torch.nn.MSELoss()`",
+        optax="`optax.squared_error(pred, y).mean()` (`optax.l2_loss` is half of it)",
+        keras="`keras.losses.MeanSquaredError()(y, pred)`",
+    ),
+    explainer="regression",
+    curve=Curve("error"),
+    docs="losses/regression.md",
+)
 def mse_loss(
     input: Array,
     target: Array,
@@ -197,7 +225,19 @@ def mse_loss(
     )
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="regression",
+    argnums=(0, 1),
+    module=Module("SmoothL1Loss", (*_TORCH_POSITIONAL, "beta"), drop_in=True),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.smooth_l1_loss(pred, y, beta=b)`, `torch.nn.SmoothL1Loss()`",
+        optax="`optax.huber_loss(pred, y, delta=b).mean() / b`",
+        keras="`keras.losses.Huber(delta=b)(y, pred) / b`",
+    ),
+    explainer="regression",
+    curve=Curve("error", vary=("beta",)),
+    docs="losses/regression.md",
+)
 def smooth_l1_loss(
     input: Array,
     target: Array,
@@ -272,7 +312,19 @@ def smooth_l1_loss(
     )
 
 
-@loss(argnums=(0, 1))
+@loss(
+    family="regression",
+    argnums=(0, 1),
+    module=Module("HuberLoss", ("reduction", "delta"), drop_in=True),
+    equivalents=Equivalents(
+        pytorch="`torch.nn.functional.huber_loss(pred, y, delta=d)`, `torch.nn.HuberLoss()`",
+        optax="`optax.huber_loss(pred, y, delta=d).mean()`",
+        keras="`keras.losses.Huber(delta=d)(y, pred)`",
+    ),
+    explainer="regression",
+    curve=Curve("error", vary=("delta",)),
+    docs="losses/regression.md",
+)
 def huber_loss(
     input: Array,
     target: Array,

@@ -6,8 +6,9 @@ from types import ModuleType
 from typing import Any
 
 from ._lib import _numerics
-from ._lib._autodiff import VJP, Result, finish, loss, upstream
-from ._lib._checks import check_floating, floating_dtype, normalize_axis, shape_of
+from ._lib._registry import transform
+from ._lib._vjp import VJP, Result, finish, upstream
+from ._lib._validation import check_floating, floating_dtype, normalize_axis, shape_of
 from ._lib._compat import Array, namespace
 from ._lib._numerics import compute_dtype
 
@@ -36,7 +37,7 @@ def _upstream(fn: str, vjp: VJP, input: Array, like: Array, xp: ModuleType) -> A
     return xp.reshape(upstream(fn, vjp, "none", shape_of(input), like, xp), like.shape)
 
 
-@loss()
+@transform(family="softmax", arrays=("input",), docs="losses/softmax.md")
 def softmax(input: Array, dim: int = -1, *, dtype: Any = None, vjp: VJP | None = None) -> Result:
     r"""Softmax along ``dim``: exponentiate and normalise to sum to one.
 
@@ -87,7 +88,7 @@ def softmax(input: Array, dim: int = -1, *, dtype: Any = None, vjp: VJP | None =
     return finish(xp, xp.reshape(y, shape_of(input)), out, vjp, grads, (input,))
 
 
-@loss()
+@transform(family="softmax", arrays=("input",), docs="losses/softmax.md")
 def log_softmax(input: Array, dim: int = -1, *, dtype: Any = None, vjp: VJP | None = None) -> Result:
     r"""Logarithm of the softmax along ``dim``, computed without forming the softmax.
 
@@ -138,7 +139,7 @@ def log_softmax(input: Array, dim: int = -1, *, dtype: Any = None, vjp: VJP | No
     return finish(xp, xp.reshape(y, shape_of(input)), out, vjp, grads, (input,))
 
 
-@loss()
+@transform(family="softmax", arrays=("input",), docs="losses/softmax.md")
 def logsumexp(
     input: Array, dim: int = -1, keepdim: bool = False, *, vjp: VJP | None = None
 ) -> Result:

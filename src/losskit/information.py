@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from ._lib._checks import check_floating, normalize_axis, number
+from ._lib._validation import check_floating, normalize_axis, number
 from ._lib._compat import Array, namespace
 from ._lib._numerics import compute_dtype, quiet_floating_point, xlogy
 

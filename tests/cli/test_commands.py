@@ -21,7 +21,7 @@ import losskit as lk
 from losskit.cli import build_parser, main
 from losskit.cli._commands import TOUR_FIGURES
 from losskit.cli._curves import AXES, CURVES, PlotSettings
-from losskit.cli._explain import EXPLAINERS
+from losskit.cli._explain import explainable
 
 ROOT = Path(__file__).parents[2]
 
@@ -167,7 +167,7 @@ def test_help_describes_every_option(parser: argparse.ArgumentParser, run_cli) -
             assert flag in done.out
 
 
-@pytest.mark.parametrize("loss", list(EXPLAINERS))
+@pytest.mark.parametrize("loss", explainable())
 def test_explain_and_check_offer_every_option_of_the_loss(loss: str) -> None:
     parsers = {p.prog: p for p in _parsers(build_parser())}
     for command in ("explain", "check"):

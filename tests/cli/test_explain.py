@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import losskit as lk
-from losskit.cli._explain import EXPLAINERS, explain
+from losskit._lib._registry import entry
+from losskit.cli._explain import explain, explainable
 from losskit.cli._inputs import loss_options
 
 RNG = np.random.default_rng(7)
@@ -345,7 +346,7 @@ def test_explain_json_recomputes_to_the_loss_value(run_cli, loss, x, t, options)
 
 
 def test_every_loss_is_explained_by_some_case() -> None:
-    assert {case[0] for case in CASES} == set(EXPLAINERS)
+    assert {case[0] for case in CASES} == set(explainable())
 
 
 def test_explain_reports_findings_and_marks_ignored_positions(run_cli) -> None:  # noqa: ANN001
@@ -512,7 +513,7 @@ def test_json_output_is_strict_with_inf_spelled_out(run_cli, argv, keys, expecte
 @pytest.mark.parametrize("loss", sorted({case[0] for case in CASES}))
 def test_array_options_take_a_number_exactly_where_the_help_says_so(run_cli, loss) -> None:  # noqa: ANN001
     _, x, t, options = next(case for case in CASES if case[0] == loss)
-    for option in loss_options(getattr(lk, loss)):
+    for option in loss_options(entry(loss)):
         if option.kind == "array":
             done = run_cli(*_argv(loss, x, t, {**options, option.name: 0.5}))
             assert (done.code == 0) == ("Given as a number" in option.help), (option.name, done.err)

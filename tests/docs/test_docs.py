@@ -1,42 +1,42 @@
 """The documentation site: it builds with ``mkdocs build --strict``, every loss has its own
 section with a formula, a figure, a runnable example, the PyTorch, optax and Keras
-equivalents and its reference, and every example on every page runs as written."""
+equivalents (from its registry entry, filled in by docs/hooks.py) and its reference, and
+every example on every page runs as written."""
 
 from __future__ import annotations
 
 import doctest
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from cli._figures import assert_real_png
 
-from losskit.cli._explain import EXPLAINERS
+from losskit._lib._registry import entries
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
+NAV = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
 
-# Each loss and the page holding its section; a new loss gets a page (see mkdocs.yml) and a line here.
-DOCUMENTED = {
-    "cross_entropy": "losses/cross_entropy.md",
-    "nll_loss": "losses/nll_loss.md",
-    "binary_cross_entropy": "losses/binary_cross_entropy.md",
-    "binary_cross_entropy_with_logits": "losses/binary_cross_entropy.md",
-    "focal_loss": "losses/focal.md",
-    "sigmoid_focal_loss": "losses/focal.md",
-    "l1_loss": "losses/regression.md",
-    "mse_loss": "losses/regression.md",
-    "smooth_l1_loss": "losses/regression.md",
-    "huber_loss": "losses/regression.md",
-    "kl_div": "losses/kl_div.md",
-    "softmax_entropy": "losses/softmax_entropy.md",
-}
-# The margin losses share one page.
-MARGIN = ("arcface_loss", "cosface_loss", "sphereface_loss", "large_margin_softmax_loss", "subcenter_arcface_loss")
-DOCUMENTED |= dict.fromkeys(MARGIN, "losses/margin.md")
+# Each loss and the page holding its section, from the registry.
+DOCUMENTED = {e.name: e.docs for e in entries() if e.is_loss}
+
+
+def _hooks():  # noqa: ANN202
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rendered(page: Path) -> str:
+    """The page's Markdown as the site shows it: with the registry's tables filled in."""
+    return _hooks().render(page.read_text(), NAV)
 
 
 def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
@@ -55,7 +55,9 @@ def test_the_site_builds_without_warnings(tmp_path: Path) -> None:
 
 
 def test_every_loss_is_documented() -> None:
-    assert set(DOCUMENTED) == set(EXPLAINERS)
+    pages = {p.relative_to(DOCS).as_posix() for p in (DOCS / "losses").glob("*.md")}
+    assert all(page in pages for page in DOCUMENTED.values()), DOCUMENTED
+    assert pages == {e.docs for e in entries()}  # and no page of losses documents none
 
 
 def _section(text: str, loss: str) -> str:
@@ -66,7 +68,7 @@ def _section(text: str, loss: str) -> str:
 
 @pytest.mark.parametrize(("loss", "page"), DOCUMENTED.items())
 def test_each_loss_has_formula_figure_example_and_equivalents(loss: str, page: str) -> None:
-    section = _section((DOCS / page).read_text(), loss)
+    section = _section(_rendered(DOCS / page), loss)
     assert re.search(r"\$\$\n.+\n\$\$", section, re.S), "no display formula"
     (figure,) = re.findall(r"!\[[^\]]+\]\(\.\./(figures/[\w.]+\.png)\)", section)
     assert_real_png(DOCS / figure)
@@ -79,7 +81,7 @@ def test_each_loss_has_formula_figure_example_and_equivalents(loss: str, page: s
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
 def test_the_examples_run_as_written(page: Path) -> None:
-    text = page.read_text()
+    text = _rendered(page)
     blocks = re.findall(r"```pycon\n(.*?)```", text, re.S)
     parser, runner = doctest.DocTestParser(), doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     names: dict[str, object] = {}  # the blocks of a page run in order, as one session

@@ -55,12 +55,12 @@ def test_the_head_takes_lower_precision_hidden_states_under_autocast() -> None:
 
 # ------------------------------------------------------- a module for every losskit loss
 
-import inspect  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
 import losskit as lk  # noqa: E402
+from losskit._lib._registry import entries  # noqa: E402
 from losskit.torch import nn as lknn  # noqa: E402
 
 
@@ -109,11 +109,10 @@ def _build(name: str, dtype: torch.dtype = torch.float64) -> tuple[torch.nn.Modu
 
 
 def test_every_loss_has_a_module() -> None:
-    not_losses = {"value_and_grad", "diagnose", "set_checks", "sphereface_lambda", "additive_angular_margin",
-                  "additive_cosine_margin", "multiplicative_angular_margin", "combined_margin"}  # fmt: skip
-    losses = {n for n in lk.__all__ if inspect.isfunction(getattr(lk, n)) and n not in not_losses} - {"softmax", "log_softmax", "logsumexp"}
-    assert losses == set(MODULES)
+    assert {e.name for e in entries() if e.is_loss} == set(MODULES)
     assert {cls.__name__ for cls, *_ in MODULES.values()} <= set(lknn.__all__)
+    for name, (cls, *_) in MODULES.items():
+        assert cls.entry.function is getattr(lk, name)
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -22,6 +22,8 @@ __all__ = [
     "device",
     "index_dtype",
     "is_concrete",
+    "is_differentiable",
+    "is_jax",
     "is_numpy",
     "is_torch",
     "namespace",

@@ -8,7 +8,6 @@ draw with matplotlib (the ``cli`` extra), imported when a command runs.
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -16,10 +15,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from .._diagnose import loss_functions
+from .._lib._registry import entry
 from .._margin import FALLBACKS
 from ._curves import CURVES, PlotSettings
-from ._explain import EXPLAINERS
+from ._explain import explainable
 from ._inputs import UsageError, loss_options, parameter_docs, read_array, summary
 
 __all__ = ["build_parser", "main"]
@@ -45,13 +44,12 @@ def _add_loss_parsers(command: argparse.ArgumentParser, json_help: str) -> None:
     losses = command.add_subparsers(
         dest="loss", metavar="LOSS", required=True, title="losses", help="the loss to work with"
     )
-    functions = loss_functions()
-    for name in EXPLAINERS:
-        fn = functions[name]
+    for name in explainable():
+        found = entry(name)
+        fn = found.function  # type: ignore[union-attr]
         docs = parameter_docs(fn)
         parser = losses.add_parser(name, help=summary(fn), description=f"{name}: {summary(fn)}")
-        parameters = inspect.signature(fn).parameters.items()
-        arrays = [n for n, p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+        arrays = found.arrays  # type: ignore[union-attr]
         flags = ["--input", *(f"--{n}" for n in arrays[1:-1]), "--target"][: len(arrays)]
         for flag, parameter in zip(flags, arrays, strict=True):
             kind, description = docs[parameter]
@@ -62,7 +60,7 @@ def _add_loss_parsers(command: argparse.ArgumentParser, json_help: str) -> None:
                 metavar="ARRAY",
                 help=f"{kind}. {description} {_ARRAY_FORMS}",
             )
-        for option in loss_options(fn):
+        for option in loss_options(found):  # type: ignore[arg-type]
             option.add_to(parser)
         parser.add_argument("--json", action="store_true", help=json_help)
         parser.set_defaults(parser=parser)
@@ -257,7 +255,7 @@ def _add_plot_parser(commands: Any) -> None:
 def _without_extra(args: argparse.Namespace, missing: str) -> int:
     """Without the ``cli`` extra: the plain-text tour, or a one-line error."""
     if args.command == "tour":
-        from .._tour import tour
+        from ._tour import tour
 
         tour()
         print("\n(pip install 'losskit[cli]' for the styled tour and its figures)")

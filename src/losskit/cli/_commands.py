@@ -16,16 +16,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .._cross_entropy import cross_entropy
-from .._diagnose import Finding, diagnose, loss_functions
-from .._focal import focal_loss
-from .._grad import value_and_grad
-from .._softmax_regression import History, softmax_mse, train
-from .._tour import tour
+from .. import cross_entropy, diagnose, focal_loss, value_and_grad
+from .._lib._registry import entry
+from .._misuse import Finding
 from ._curves import PlotSettings
 from ._explain import Explanation, explain, finding_json
 from ._inputs import UsageError, loss_options
 from ._plot import plot_learning_curves, plot_losses
+from ._tour import tour
+from ._wine import History, softmax_mse, train
 
 __all__ = ["TOUR_FIGURES", "run"]
 
@@ -62,7 +61,7 @@ def _loss_call(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None,
         raise UsageError(f"--input must hold at least one number, got an array of shape {x.shape}")
     if "centers" in vars(args):
         options["centers"] = _floating(args.centers)
-    for option in loss_options(loss_functions()[args.loss]):
+    for option in loss_options(entry(args.loss)):
         value = getattr(args, option.name)
         if isinstance(value, np.ndarray):
             options[option.name] = value.item() if value.ndim == 0 else value

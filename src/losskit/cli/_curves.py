@@ -1,5 +1,6 @@
 """The curves ``losskit plot`` draws: each loss and the size of its gradient, or, for the
-margin losses, each loss and its target logit.
+margin losses, each loss and its target logit. A loss's registry entry says which kind of
+curve it gets and which plot settings it varies.
 
 Classification losses are drawn against the predicted probability ``p`` of the true class,
 for a two-class example whose logits are ``(logit(p), 0)``, and their gradient is taken with
@@ -15,6 +16,7 @@ them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +25,9 @@ import numpy as np
 
 import losskit as lk
 
-from .._softmax_regression import softmax_mse
-from ._margins import MARGIN_LOSSES, cosines
+from .._lib._registry import Entry, entries
+from ._margins import cosines, margin_head
+from ._wine import softmax_mse
 
 __all__ = ["AXES", "CURVES", "Axis", "Curve", "PlotSettings"]
 
@@ -79,9 +82,7 @@ def _through_log_softmax(grad_log_p: np.ndarray) -> np.ndarray:
     return (grad_log_p - p * grad_log_p.sum(axis=1, keepdims=True))[:, 0]
 
 
-def _softmax_curve(
-    loss: Callable[..., Any], label: str, *target: np.ndarray, **options: Any
-) -> Curve:
+def _softmax_curve(loss: Callable[..., Any], label: str, *target: np.ndarray, **options: Any) -> Curve:
     value, grad = _per_position(loss, _ROWS, *target, **options)
     return Curve(label, "probability", value, np.abs(grad[:, 0]))
 
@@ -91,17 +92,57 @@ def _sigmoid_curve(loss: Callable[..., Any], label: str, **options: Any) -> Curv
     return Curve(label, "probability", value, np.abs(grad))
 
 
-def _nll(s: PlotSettings) -> list[Curve]:
-    value, grad = _per_position(lk.nll_loss, lk.log_softmax(_ROWS, 1), _CLASS_0)
+# A loss option a curve varies or takes: the PlotSettings field of its values, whether that
+# holds several (one curve each), and how a legend shows it.
+_SETTINGS = {
+    "gamma": ("gammas", True, "γ="),
+    "alpha": ("alpha", False, "α="),
+    "delta": ("delta", False, "δ="),
+    "beta": ("beta", False, "β="),
+    "fallback": ("fallbacks", True, "fallback "),
+    "lambda_": ("lambdas", True, "λ="),
+}
+
+
+def _variants(e: Entry, s: PlotSettings) -> list[dict[str, Any]]:
+    """The options of each curve of a loss: one curve per value of a varied setting."""
+    found: list[dict[str, Any]] = [{}]
+    for option in e.curve.vary:  # type: ignore[union-attr]
+        field, several, _ = _SETTINGS[option]
+        values = getattr(s, field) if several else (getattr(s, field),)
+        found = [{**options, option: v} for options in found for v in values]
+    return found
+
+
+def _shown(options: dict[str, Any]) -> str:
+    return "".join(f", {_SETTINGS[k][2]}{v:g}" for k, v in options.items())
+
+
+def _softmax(e: Entry, s: PlotSettings) -> list[Curve]:
+    """A loss of logits against the predicted probability of the true class (class 0)."""
+    if "target" not in e.arrays:
+        return [_softmax_curve(e.function, f"{e.name} (no target)")]
+    return [_softmax_curve(e.function, e.name + _shown(o), _CLASS_0, **o) for o in _variants(e, s)]
+
+
+def _sigmoid(e: Entry, s: PlotSettings) -> list[Curve]:
+    """A loss of binary logits against the predicted probability of the label 1."""
+    return [_sigmoid_curve(e.function, f"{e.name}, target 1" + _shown(o), **o) for o in _variants(e, s)]
+
+
+def _log_softmax(e: Entry, s: PlotSettings) -> list[Curve]:
+    """A loss of log-probabilities against the predicted probability of the true class."""
+    value, grad = _per_position(e.function, lk.log_softmax(_ROWS, 1), _CLASS_0)
     gradient = np.abs(_through_log_softmax(grad))
-    return [Curve("nll_loss(log_softmax(x))", "probability", value, gradient)]
+    return [Curve(f"{e.name}(log_softmax(x))", "probability", value, gradient)]
 
 
-def _kl(s: PlotSettings) -> list[Curve]:
-    value, grad = _per_position(lk.kl_div, lk.log_softmax(_ROWS, 1), np.array([0.8, 0.2]))
+def _distribution(e: Entry, s: PlotSettings) -> list[Curve]:
+    """A divergence of log-probabilities from the target (0.8, 0.2), summed over the classes."""
+    value, grad = _per_position(e.function, lk.log_softmax(_ROWS, 1), np.array([0.8, 0.2]))
     return [
         Curve(
-            "kl_div, target (0.8, 0.2)",
+            f"{e.name}, target (0.8, 0.2)",
             "probability",
             value.sum(axis=1),
             np.abs(_through_log_softmax(grad)),
@@ -109,10 +150,11 @@ def _kl(s: PlotSettings) -> list[Curve]:
     ]
 
 
-def _bce(s: PlotSettings) -> list[Curve]:
-    value, grad = _per_position(lk.binary_cross_entropy, _P, np.ones_like(_P))
+def _probability(e: Entry, s: PlotSettings) -> list[Curve]:
+    """A loss of probabilities against them, for the label 1; the gradient taken to the logit."""
+    value, grad = _per_position(e.function, _P, np.ones_like(_P))
     gradient = np.abs(grad * _P * (1 - _P))
-    return [Curve("binary_cross_entropy, target 1", "probability", value, gradient)]
+    return [Curve(f"{e.name}, target 1", "probability", value, gradient)]
 
 
 def _mse_on_probabilities(s: PlotSettings) -> list[Curve]:
@@ -122,78 +164,48 @@ def _mse_on_probabilities(s: PlotSettings) -> list[Curve]:
     return [Curve("MSE on probabilities", "probability", value.mean(axis=1), np.abs(grad[:, 0]))]
 
 
-def _regression(
-    loss: Callable[..., Any], label: str, **options: Any
-) -> Callable[[PlotSettings], list[Curve]]:
-    def curves(s: PlotSettings) -> list[Curve]:
-        chosen = {name: getattr(s, name) for name in options}
-        value, grad = _per_position(loss, _Z, np.zeros_like(_Z), **chosen)
-        shown = "".join(f", {options[name]}={v:g}" for name, v in chosen.items())
-        return [Curve(label + shown, "error", value, np.abs(grad))]
+def _error(e: Entry, s: PlotSettings) -> list[Curve]:
+    """A regression loss against the error."""
+    return [
+        Curve(e.name + _shown(o), "error", *_per_position(e.function, _Z, np.zeros_like(_Z), **o))
+        for o in _variants(e, s)
+    ]
 
-    return curves
+
+def _angle(e: Entry, s: PlotSettings) -> list[Curve]:
+    """A margin loss against the target angle: one curve per fallback, or per lambda."""
+    spec = margin_head(e.name)
+    centers = _SUB_CENTERS if spec.head.sub_centers else _CENTERS
+    cosine = cosines(_ON_CIRCLE, centers).cosine
+    target = np.zeros(_THETA.size, dtype=np.int64)
+    where = ", sub-centres at 0° and 180°" if spec.head.sub_centers else ""
+    found = []
+    for options in _variants(e, s):
+        value = np.asarray(e.function(_ON_CIRCLE, centers, target, reduction="none", **options))
+        psi = spec.margin_cosines(cosine, target, options)[:, 0]
+        shown = ", ".join(_SYMBOLS[k] + (f"{v:g}" if k != "fallback" else repr(v))
+                          for k, v in spec.settings(options).items())  # fmt: skip
+        found.append(Curve(f"{e.name}, {shown}{where}", "angle", value, psi))
+    return found
 
 
 _SYMBOLS = {"scale": "s=", "margin": "m=", "lambda_": "λ=", "fallback": "fallback "}
 
-
-def _margin(loss: str) -> Callable[[PlotSettings], list[Curve]]:
-    """A margin loss against the target angle: one curve per fallback, or per lambda."""
-    spec = MARGIN_LOSSES[loss]
-    centers = _SUB_CENTERS if loss == "subcenter_arcface_loss" else _CENTERS
-    cosine = cosines(_ON_CIRCLE, centers).cosine
-    target = np.zeros(_THETA.size, dtype=np.int64)
-    where = ", sub-centres at 0° and 180°" if centers is _SUB_CENTERS else ""
-
-    def curves(s: PlotSettings) -> list[Curve]:
-        variants = {
-            "fallback": [{"fallback": f} for f in s.fallbacks],
-            "lambda_": [{"lambda_": lam} for lam in s.lambdas],
-        }
-        found = []
-        for options in next((variants[o] for o in spec.options if o in variants), [{}]):
-            value = np.asarray(getattr(lk, loss)(_ON_CIRCLE, centers, target, reduction="none", **options))
-            psi = spec.margin_cosines(loss, cosine, target, options)[:, 0]
-            shown = ", ".join(_SYMBOLS[k] + (f"{v:g}" if k != "fallback" else repr(v))
-                              for k, v in spec.settings(loss, options).items())  # fmt: skip
-            found.append(Curve(f"{loss}, {shown}{where}", "angle", value, psi))
-        return found
-
-    return curves
-
+_KINDS: dict[str, Callable[[Entry, PlotSettings], list[Curve]]] = {
+    "softmax": _softmax,
+    "log_softmax": _log_softmax,
+    "distribution": _distribution,
+    "probability": _probability,
+    "sigmoid": _sigmoid,
+    "error": _error,
+    "angle": _angle,
+}
+"""The curves of each kind a registry entry's ``curve`` may name."""
 
 CURVES: dict[str, Callable[[PlotSettings], list[Curve]]] = {
-    "cross_entropy": lambda s: [_softmax_curve(lk.cross_entropy, "cross_entropy", _CLASS_0)],
-    "nll_loss": _nll,
-    "focal_loss": lambda s: [
-        _softmax_curve(lk.focal_loss, f"focal_loss, γ={g:g}", _CLASS_0, gamma=g) for g in s.gammas
-    ],
-    "mse_on_probabilities": _mse_on_probabilities,
-    "softmax_entropy": lambda s: [
-        _softmax_curve(lk.softmax_entropy, "softmax_entropy (no target)")
-    ],
-    "kl_div": _kl,
-    "binary_cross_entropy": _bce,
-    "binary_cross_entropy_with_logits": lambda s: [
-        _sigmoid_curve(
-            lk.binary_cross_entropy_with_logits, "binary_cross_entropy_with_logits, target 1"
-        )
-    ],
-    "sigmoid_focal_loss": lambda s: [
-        _sigmoid_curve(
-            lk.sigmoid_focal_loss,
-            f"sigmoid_focal_loss, target 1, α={s.alpha:g}, γ={g:g}",
-            alpha=s.alpha,
-            gamma=g,
-        )
-        for g in s.gammas
-    ],
-    "l1_loss": _regression(lk.l1_loss, "l1_loss"),
-    "mse_loss": _regression(lk.mse_loss, "mse_loss"),
-    "huber_loss": _regression(lk.huber_loss, "huber_loss", delta="δ"),
-    "smooth_l1_loss": _regression(lk.smooth_l1_loss, "smooth_l1_loss", beta="β"),
-} | {name: _margin(name) for name in MARGIN_LOSSES}
-"""What ``losskit plot`` can draw, by name."""
+    e.name: functools.partial(_KINDS[e.curve.kind], e) for e in entries() if e.curve is not None
+} | {"mse_on_probabilities": _mse_on_probabilities}
+"""What ``losskit plot`` can draw, by name: every loss, and MSE on softmax probabilities."""
 
 
 @dataclass(frozen=True)

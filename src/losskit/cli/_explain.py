@@ -1,7 +1,7 @@
 """``losskit explain``: a loss computed step by step, for the numbers given.
 
-Each loss has an explainer that redoes its arithmetic in plain NumPy, one named step at a
-time (softmax per row, the picked probability, ``-log``, weights, ...), down to the loss per
+A loss's registry entry names its explainer, which redoes its arithmetic in plain NumPy, one
+named step at a time (softmax per row, the picked probability, ``-log``, weights, ...), down to the loss per
 position and the reduction with its exact denominator. The value reported is the loss
 function's own, and the gradient comes from :func:`losskit.value_and_grad`; the steps are
 there to be read, and the tests check that they recompute to that value.
@@ -9,7 +9,6 @@ there to be read, and the tests check that they recompute to that value.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import _diagnose
-from .._grad import value_and_grad
-from .._lib._checks import class_axis
-from .._softmax import log_softmax
-from ._margins import MARGIN_LOSSES, cosines
+from .. import diagnose, log_softmax, value_and_grad
+from .._lib._registry import Entry, entries, entry
+from .._lib._validation import class_axis
+from .._misuse import Finding, loss_arrays
+from ._margins import cosines, margin_head
 
-__all__ = ["EXPLAINERS", "Explanation", "Step", "explain", "finding_json"]
+__all__ = ["EXPLAINERS", "Explanation", "Step", "explain", "explainable", "finding_json"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ class Explanation:
     value: np.ndarray
     gradient: np.ndarray
     gradient_formula: str
-    findings: tuple[_diagnose.Finding, ...]
+    findings: tuple[Finding, ...]
     ignored: int = 0  # positions that ignore_index skips (NaN in their steps)
 
     @property
@@ -107,7 +106,7 @@ class Explanation:
         }
 
 
-def finding_json(finding: _diagnose.Finding) -> dict[str, Any]:
+def finding_json(finding: Finding) -> dict[str, Any]:
     """A finding of :func:`losskit.diagnose` as a JSON-ready dict."""
     value = finding.intended_value
     return {
@@ -161,7 +160,7 @@ class _Classes:
 
 def _indices(target: np.ndarray, options: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Class-index targets as safe indices, and where they are not ``ignore_index``."""
-    valid = target != options.get("ignore_index", -100)
+    valid = target != options["ignore_index"]
     return np.where(valid, target, 0), valid
 
 
@@ -194,9 +193,9 @@ def _class_weights(
     return np.where(valid, picked, 0.0)
 
 
-def _cross_entropy(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
-    c = _Classes("cross_entropy", x, o)
-    eps, w = o.get("label_smoothing", 0.0), o.get("weight")
+def _cross_entropy(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+    c = _Classes(e.name, x, o)
+    eps, w = o["label_smoothing"], o["weight"]
     num_classes = c.x.shape[-1]
     wc = "w_c " if w is not None else ""
     if t.dtype.kind == "f":
@@ -249,8 +248,8 @@ def _cross_entropy_probabilities(c: _Classes, q: np.ndarray, eps: float, w: Any)
     return a
 
 
-def _nll_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
-    c = _Classes("nll_loss", x, o)
+def _nll_loss(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+    c = _Classes(e.name, x, o)
     w = o.get("weight")
     a = _Arithmetic(
         ("-w_y " if w is not None else "-") + "x_y,  x = the log-probabilities",
@@ -268,9 +267,9 @@ def _nll_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     return a
 
 
-def _focal_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
-    c = _Classes("focal_loss", x, o)
-    gamma, alpha = o.get("gamma", 2.0), o.get("alpha")
+def _focal_loss(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+    c = _Classes(e.name, x, o)
+    gamma, alpha = o["gamma"], o["alpha"]
     if alpha is not None and np.ndim(alpha) == 0:
         alpha = np.full(c.x.shape[-1], float(alpha))
     a = _Arithmetic(
@@ -291,8 +290,8 @@ def _focal_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     return a
 
 
-def _softmax_entropy(x: np.ndarray, t: None, o: dict[str, Any]) -> _Arithmetic:
-    c = _Classes("softmax_entropy", x, o)
+def _softmax_entropy(e: Entry, x: np.ndarray, t: None, o: dict[str, Any]) -> _Arithmetic:
+    c = _Classes(e.name, x, o)
     a = _Arithmetic("-Σ_c p_c log p_c,  p = softmax(x)", "-p (log p - Σ_c p_c log p_c) / D")
     p = c.softmax_step(a)
     terms = np.where(p > 0, p * c.back(c.log_p), 0.0)
@@ -319,7 +318,7 @@ def _elementwise_weight(
     return w * per
 
 
-def _binary_cross_entropy(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+def _binary_cross_entropy(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     w = o.get("weight")
     a = _Arithmetic(
         ("-w " if w is not None else "-") + "[y max(log x, -100) + (1 - y) max(log(1 - x), -100)]",
@@ -341,10 +340,8 @@ def _binary_cross_entropy(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _A
     return a
 
 
-def _binary_cross_entropy_with_logits(
-    x: np.ndarray, t: np.ndarray, o: dict[str, Any]
-) -> _Arithmetic:
-    w, pw, eps = o.get("weight"), o.get("pos_weight"), o.get("label_smoothing", 0.0)
+def _binary_cross_entropy_with_logits(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+    w, pw, eps = o["weight"], o["pos_weight"], o["label_smoothing"]
     a = _Arithmetic(
         ("-w " if w is not None else "-")
         + "["
@@ -384,8 +381,8 @@ def _binary_cross_entropy_with_logits(
     return a
 
 
-def _sigmoid_focal_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
-    alpha, gamma = o.get("alpha", 0.25), o.get("gamma", 2.0)
+def _sigmoid_focal_loss(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+    alpha, gamma = o["alpha"], o["gamma"]
     a = _Arithmetic(
         ("α_t " if alpha >= 0 else "") + f"(1 - p_t)^γ BCE(x, y),  γ = {gamma:g}",
         "chain rule through (1 - p_t)^γ and BCE (value_and_grad)",
@@ -417,55 +414,52 @@ def _sigmoid_focal_loss(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Ari
     return a
 
 
-def _regression(kind: str) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]], _Arithmetic]:
+def _regression(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     """The explainer of an element-wise loss of the error ``z = input - target``."""
-
-    def explainer(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
-        w = o.get("weight")
-        wf = "w " if w is not None else ""
-        formulas = {
-            "l1_loss": (f"{wf}|z|", f"{wf}sign(z) / D"),
-            "mse_loss": (f"{wf}z²", f"2 {wf}z / D"),
-            "smooth_l1_loss": (
-                "0.5 z² / β if |z| < β else |z| - 0.5 β",
-                "(z / β if |z| < β else sign(z)) / D",
-            ),
-            "huber_loss": (
-                f"{wf}(0.5 z² if |z| < δ else δ (|z| - 0.5 δ))",
-                f"{wf}(z if |z| < δ else δ sign(z)) / D",
-            ),
-        }
-        formula, gradient = formulas[kind]
-        a = _Arithmetic(formula + ",  z = input - target", gradient)
-        z = a.step("error", "error", "z = input - target", x - t.astype(float))
-        if kind == "mse_loss":
-            per = a.step("squared_error", "squared error", "z²", z * z)
-        else:
-            per = a.step("abs_error", "absolute error", "|z|", np.abs(z))
-        edge = {"smooth_l1_loss": o.get("beta", 1.0), "huber_loss": o.get("delta", 1.0)}.get(kind)
-        if edge is not None and edge > 0:
-            name = "β" if kind == "smooth_l1_loss" else "δ"
-            inside = a.step(
-                "quadratic_zone", "in the quadratic zone", f"|z| < {name} = {edge:g}", per < edge
-            )
-            if kind == "smooth_l1_loss":
-                per = np.where(inside, 0.5 * z * z / edge, per - 0.5 * edge)
-            else:
-                per = np.where(inside, 0.5 * z * z, edge * (per - 0.5 * edge))
-        a.per_position = _elementwise_weight(
-            a, per, w, weighted_mean=kind in ("l1_loss", "mse_loss")
+    kind = e.name
+    w = o.get("weight")
+    wf = "w " if w is not None else ""
+    formulas = {
+        "l1_loss": (f"{wf}|z|", f"{wf}sign(z) / D"),
+        "mse_loss": (f"{wf}z²", f"2 {wf}z / D"),
+        "smooth_l1_loss": (
+            "0.5 z² / β if |z| < β else |z| - 0.5 β",
+            "(z / β if |z| < β else sign(z)) / D",
+        ),
+        "huber_loss": (
+            f"{wf}(0.5 z² if |z| < δ else δ (|z| - 0.5 δ))",
+            f"{wf}(z if |z| < δ else δ sign(z)) / D",
+        ),
+    }
+    formula, gradient = formulas[kind]
+    a = _Arithmetic(formula + ",  z = input - target", gradient)
+    z = a.step("error", "error", "z = input - target", x - t.astype(float))
+    if kind == "mse_loss":
+        per = a.step("squared_error", "squared error", "z²", z * z)
+    else:
+        per = a.step("abs_error", "absolute error", "|z|", np.abs(z))
+    edge = o.get({"smooth_l1_loss": "beta", "huber_loss": "delta"}.get(kind, ""))
+    if edge is not None and edge > 0:
+        name = "β" if kind == "smooth_l1_loss" else "δ"
+        inside = a.step(
+            "quadratic_zone", "in the quadratic zone", f"|z| < {name} = {edge:g}", per < edge
         )
-        return a
+        if kind == "smooth_l1_loss":
+            per = np.where(inside, 0.5 * z * z / edge, per - 0.5 * edge)
+        else:
+            per = np.where(inside, 0.5 * z * z, edge * (per - 0.5 * edge))
+    a.per_position = _elementwise_weight(
+        a, per, w, weighted_mean=kind in ("l1_loss", "mse_loss")
+    )
+    return a
 
-    return explainer
 
-
-def _kl_div(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
+def _kl_div(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     t = np.broadcast_to(t, x.shape)
-    if o.get("log_target", False):
+    if o["log_target"]:
         a = _Arithmetic("exp(t) (t - x),  x = log-probabilities, t = log target", "-exp(t) / D")
-        e = a.step("target_probability", "target probability", "exp(t)", np.exp(t))
-        a.per_position = e * (t - x)
+        p_t = a.step("target_probability", "target probability", "exp(t)", np.exp(t))
+        a.per_position = p_t * (t - x)
     else:
         a = _Arithmetic("t (log t - x),  x = log-probabilities, t = target probabilities", "-t / D")
         t_log_t = a.step(
@@ -473,77 +467,77 @@ def _kl_div(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
         )
         a.per_position = t_log_t - a.step("t_times_x", "t times the log-probability", "t x", t * x)
     a.count = float(a.per_position.size)
-    if o.get("reduction", "mean") == "batchmean":
+    if o["reduction"] == "batchmean":
         a.count = float(x.shape[0]) if x.ndim else 1.0
         a.count_is = "the batch size, input.shape[0]"
     return a
 
 
-def _margin_loss(loss: str) -> Callable[[np.ndarray, np.ndarray, dict[str, Any]], _Arithmetic]:
+def _margin_loss(e: Entry, x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
     """The explainer of a margin loss: cosines, the target angle, its margin logit, the
     scaled logits, then cross-entropy's own steps over those logits."""
-    spec = MARGIN_LOSSES[loss]
-
-    def explainer(x: np.ndarray, t: np.ndarray, o: dict[str, Any]) -> _Arithmetic:
-        c = cosines(x, o["centers"])
-        logits_are = f"f_ij = {spec.scaled_by} t_ij,  t_ij = c_ij, with ψ at j = y_i"
-        margin_is = (
-            "the margin taken as the identity (gradient='straight_through')"
-            if o.get("gradient") == "straight_through"
-            else "the margin"
-        )
-        a = _Arithmetic(
-            "", f"chain rule through the softmax, {margin_is} and the normalisation (value_and_grad)"
-        )
-        a.step("embedding_norm", "length of each embedding", "‖x_i‖", c.embedding_norm)
-        a.step("unit_embeddings", "embeddings at unit length", "x̂_i = x_i / ‖x_i‖", c.unit_embeddings)
-        a.step("center_norm", "length of each centre", "‖W_j‖", c.center_norm)
-        a.step("unit_centers", "centres at unit length", "Ŵ_j = W_j / ‖W_j‖", c.unit_centers)
-        if c.per_center is None:
-            a.step("cosine", "cosine to each centre", "c_ij = x̂_i · Ŵ_j", c.cosine)
-        else:
-            a.step("subcenter_cosine", "cosine to each sub-centre", "x̂_i · Ŵ_jk", c.per_center)
-            a.step("cosine", "cosine to the nearest sub-centre", "c_ij = max_k x̂_i · Ŵ_jk", c.cosine)
-        index, valid = _indices(t, o)
-        picked = _skip(valid, np.take_along_axis(c.cosine, index[:, None], 1)[:, 0])
-        a.step("target_cosine", "cosine to the target's centre", "c_iy", picked)
-        angle = np.degrees(np.arccos(np.clip(picked, -1.0, 1.0)))
-        a.step("target_angle", "target angle, degrees", "θ_y = arccos c_iy", angle)
-        margin_cosines = spec.margin_cosines(loss, c.cosine, t, o)
-        psi = np.take_along_axis(margin_cosines, index[:, None], 1)[:, 0]
-        a.step("target_logit", "the target's margin logit", spec.psi(loss, o), _skip(valid, psi))
-        scale = spec.logit_scale(loss, c, o)
-        if spec.scaled_by != "s":
-            a.step("logit_scale", "scale of the logits", f"a = {spec.scaled_by}", scale)
-        logits = a.step("logits", "margin logits", logits_are, scale * margin_cosines)
-        ce = _cross_entropy(logits, t, o)
-        s = spec.settings(loss, o)["scale"]
-        a.formula = f"{ce.formula.replace('softmax(x)', 'softmax(f)')},  {logits_are},  s = {s:g}"
-        a.steps += ce.steps
-        a.per_position, a.count, a.count_is = ce.per_position, ce.count, ce.count_is
-        a.ignored = ce.ignored
-        return a
-
-    return explainer
+    spec = margin_head(e.name)
+    c = cosines(x, o["centers"])
+    logits_are = f"f_ij = {spec.scaled_by} t_ij,  t_ij = c_ij, with ψ at j = y_i"
+    margin_is = (
+        "the margin taken as the identity (gradient='straight_through')"
+        if o.get("gradient") == "straight_through"
+        else "the margin"
+    )
+    a = _Arithmetic(
+        "", f"chain rule through the softmax, {margin_is} and the normalisation (value_and_grad)"
+    )
+    a.step("embedding_norm", "length of each embedding", "‖x_i‖", c.embedding_norm)
+    a.step("unit_embeddings", "embeddings at unit length", "x̂_i = x_i / ‖x_i‖", c.unit_embeddings)
+    a.step("center_norm", "length of each centre", "‖W_j‖", c.center_norm)
+    a.step("unit_centers", "centres at unit length", "Ŵ_j = W_j / ‖W_j‖", c.unit_centers)
+    if c.per_center is None:
+        a.step("cosine", "cosine to each centre", "c_ij = x̂_i · Ŵ_j", c.cosine)
+    else:
+        a.step("subcenter_cosine", "cosine to each sub-centre", "x̂_i · Ŵ_jk", c.per_center)
+        a.step("cosine", "cosine to the nearest sub-centre", "c_ij = max_k x̂_i · Ŵ_jk", c.cosine)
+    index, valid = _indices(t, o)
+    picked = _skip(valid, np.take_along_axis(c.cosine, index[:, None], 1)[:, 0])
+    a.step("target_cosine", "cosine to the target's centre", "c_iy", picked)
+    angle = np.degrees(np.arccos(np.clip(picked, -1.0, 1.0)))
+    a.step("target_angle", "target angle, degrees", "θ_y = arccos c_iy", angle)
+    margin_cosines = spec.margin_cosines(c.cosine, t, o)
+    psi = np.take_along_axis(margin_cosines, index[:, None], 1)[:, 0]
+    a.step("target_logit", "the target's margin logit", spec.psi(o), _skip(valid, psi))
+    scale = spec.logit_scale(c, o)
+    if spec.scaled_by != "s":
+        a.step("logit_scale", "scale of the logits", f"a = {spec.scaled_by}", scale)
+    logits = a.step("logits", "margin logits", logits_are, scale * margin_cosines)
+    ce = _cross_entropy(e, logits, t, o)
+    s = spec.settings(o)["scale"]
+    a.formula = f"{ce.formula.replace('softmax(x)', 'softmax(f)')},  {logits_are},  s = {s:g}"
+    a.steps += ce.steps
+    a.per_position, a.count, a.count_is = ce.per_position, ce.count, ce.count_is
+    a.ignored = ce.ignored
+    return a
 
 
-Explainer = Callable[[np.ndarray, Any, dict[str, Any]], _Arithmetic]
+Explainer = Callable[[Entry, np.ndarray, Any, dict[str, Any]], _Arithmetic]
+"""``explainer(entry, input, target, options)``: the options with the loss's defaults filled in."""
 
 EXPLAINERS: dict[str, Explainer] = {
     "binary_cross_entropy": _binary_cross_entropy,
     "binary_cross_entropy_with_logits": _binary_cross_entropy_with_logits,
     "cross_entropy": _cross_entropy,
     "focal_loss": _focal_loss,
-    "huber_loss": _regression("huber_loss"),
     "kl_div": _kl_div,
-    "l1_loss": _regression("l1_loss"),
-    "mse_loss": _regression("mse_loss"),
+    "margin": _margin_loss,
     "nll_loss": _nll_loss,
+    "regression": _regression,
     "sigmoid_focal_loss": _sigmoid_focal_loss,
-    "smooth_l1_loss": _regression("smooth_l1_loss"),
     "softmax_entropy": _softmax_entropy,
-} | {name: _margin_loss(name) for name in MARGIN_LOSSES}
-"""The losses ``losskit explain`` knows, by name."""
+}
+"""The step-by-step explainers, by the name a loss's registry entry gives as its explainer."""
+
+
+def explainable() -> list[str]:
+    """The losses ``losskit explain`` can work out: those whose entry names an explainer."""
+    return [e.name for e in entries() if e.explainer is not None]
 
 
 def explain(
@@ -554,7 +548,7 @@ def explain(
     Parameters
     ----------
     loss_name : str
-        One of :data:`EXPLAINERS`, e.g. ``"cross_entropy"``.
+        A loss of :func:`explainable`, e.g. ``"cross_entropy"``.
     input, target : ndarray
         NumPy arrays, as the loss takes them (no target for ``softmax_entropy``; the
         embeddings as ``input`` for the margin losses).
@@ -595,17 +589,19 @@ def explain(
     >>> round(float(e.value), 6), e.denominator, e.gradient.round(6)
     (0.853287, 1.0, array([[ 0.25839 , -0.573987,  0.315598]]))
     """
-    if loss_name not in EXPLAINERS:
-        msg = f"explain: loss_name must be one of {', '.join(EXPLAINERS)}, got {loss_name!r}"
+    found = entry(loss_name) if isinstance(loss_name, str) else None
+    if found is None or found.explainer is None:
+        msg = f"explain: loss_name must be one of {', '.join(explainable())}, got {loss_name!r}"
         raise ValueError(msg)
-    fn = _diagnose.loss_functions()[loss_name]
-    arrays, rest = _diagnose.loss_arrays("explain", fn, input, target, options)
+    fn = found.function
+    arrays, rest = loss_arrays("explain", found, input, target, options)
     value = np.asarray(fn(*arrays, **rest))
-    reduction = options.get("reduction", inspect.signature(fn).parameters["reduction"].default)
+    defaults = found.options()
+    reduction = options.get("reduction", defaults["reduction"])
     grad_output = np.ones_like(value) if reduction == "none" else None
     _, gradient = value_and_grad(fn)(*arrays, **rest, grad_output=grad_output)
     with np.errstate(all="ignore"):
-        a = EXPLAINERS[loss_name](input, target, options)
+        a = EXPLAINERS[found.explainer](found, input, target, {**defaults, **options})
     numerator = None if reduction == "none" else float(np.sum(a.per_position))
     denominator = a.count if reduction in ("mean", "batchmean") else None
     given = ", ".join(
@@ -631,6 +627,6 @@ def explain(
         gradient=np.asarray(gradient),
         # Without a mean there is no D to divide by.
         gradient_formula=a.gradient if denominator is not None else re.sub(r"\s*/ D\b", "", a.gradient),
-        findings=tuple(_diagnose.diagnose(loss_name, input, target, **options)),
+        findings=tuple(diagnose(loss_name, input, target, **options)),
         ignored=a.ignored,
     )

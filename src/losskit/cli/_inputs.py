@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .._lib._registry import Entry
+
 __all__ = ["LossOption", "UsageError", "loss_options", "parameter_docs", "read_array", "summary"]
 
-LEGACY = ("size_average", "reduce")  # deprecated spellings of reduction, not offered
 
 
 class UsageError(Exception):
@@ -181,32 +182,31 @@ class LossOption:
             parser.add_argument(self.flag, type=kinds[self.kind], metavar=metavar, **common)
 
 
-def _kind(parameter: inspect.Parameter) -> str:
-    annotation = str(parameter.annotation)
-    if "Array" in annotation:
+def _kind(found: Entry, name: str) -> str:
+    if name in found.array_options():
         return "array"
+    annotation = str(found.signature.parameters[name].annotation)
     kinds = {"bool": "flag", "int": "int", "float": "float", "str": "choice"}
     if annotation not in kinds:
-        msg = f"no command-line form for option {parameter.name}: {annotation}"
+        msg = f"no command-line form for option {name}: {annotation}"
         raise TypeError(msg)
     return kinds[annotation]
 
 
-def loss_options(fn: Callable[..., Any]) -> list[LossOption]:
-    """The keyword options of a losskit loss (legacy ``size_average``/``reduce`` left out).
+def loss_options(found: Entry) -> list[LossOption]:
+    """The keyword options of a losskit loss, from its registry entry (legacy
+    ``size_average``/``reduce`` left out).
 
     Examples
     --------
-    >>> import losskit as lk
-    >>> [(o.flag, o.kind, o.default) for o in loss_options(lk.smooth_l1_loss)]
+    >>> from losskit._lib._registry import entry
+    >>> [(o.flag, o.kind, o.default) for o in loss_options(entry("smooth_l1_loss"))]
     [('--reduction', 'choice', 'mean'), ('--beta', 'float', 1.0)]
     """
-    docs = parameter_docs(fn)
+    docs = parameter_docs(found.function)
     options = []
-    for name, parameter in inspect.signature(fn).parameters.items():
-        if parameter.kind is not parameter.KEYWORD_ONLY or name in LEGACY:
-            continue
-        kind = _kind(parameter)
+    for name, default in found.options().items():
+        kind = _kind(found, name)
         type_line, description = docs.get(name, ("", ""))
         choices = (
             tuple(re.findall(r'"(\w+)"', type_line.partition("}")[0])) if kind == "choice" else ()
@@ -216,5 +216,5 @@ def loss_options(fn: Callable[..., Any]) -> list[LossOption]:
             scalar = "float" in type_line
             forms = "a number, an array literal, or a .npy file" if scalar else "an array literal or a .npy file"
             shown += f" Given as {forms}."
-        options.append(LossOption(name, kind, parameter.default, choices, shown))
+        options.append(LossOption(name, kind, default, choices, shown))
     return options

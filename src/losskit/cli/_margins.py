@@ -3,94 +3,91 @@ and class centres, the margin step on them, and the scale of the logits.
 
 Each margin loss is cross-entropy over logits ``f_ij = a_ij t_ij``: ``t`` holds the cosines
 ``c_ij`` with the margin logit ``psi(c_iy)`` at the target, and ``a`` is ``s``, ``s ||x_i||``
-or ``s ||x_i|| ||W_j||``. The margin step is losskit's own transform of the loss
-(``additive_angular_margin`` for ArcFace, ...), so the numbers shown are the library's.
+or ``s ||x_i|| ||W_j||``. Which margin step and which scale is the loss's head in
+``losskit._margin_losses.HEADS``; the margin step is losskit's own transform, so the numbers
+shown are the library's.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-import losskit as lk
+from .. import additive_angular_margin, additive_cosine_margin
+from .._lib._registry import Entry, entry
+from .._margin_losses import BOTH_NORMS, EMBEDDING_NORM, FIXED, HEADS, MarginHead
 
-__all__ = ["MARGIN_LOSSES", "Cosines", "MarginLoss", "cosines"]
+__all__ = ["Cosines", "MarginLoss", "cosines", "margin_head", "margin_losses"]
 
 # Rows shorter than this are divided by it instead, as the losses (and F.normalize) do.
 _MIN_NORM = 1e-12
+_SCALED_BY = {FIXED: "s", EMBEDDING_NORM: "s ‖x_i‖", BOTH_NORMS: "s ‖x_i‖ ‖W_j‖"}
 
 
 @dataclass(frozen=True)
 class MarginLoss:
-    """How one margin loss builds its logits from the cosines."""
+    """How one margin loss builds its logits from the cosines: its entry and its head."""
 
-    transform: Callable[..., Any]  # the margin step on cosine logits
-    options: tuple[str, ...]  # the loss's options that the margin step takes
-    scaled_by: str  # "s", "s ‖x_i‖" or "s ‖x_i‖ ‖W_j‖"
+    entry: Entry
+    head: MarginHead
 
-    def settings(self, loss: str, options: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def scaled_by(self) -> str:
+        """``a`` as text: "s", "s ‖x_i‖" or "s ‖x_i‖ ‖W_j‖"."""
+        return _SCALED_BY[self.head.norms]
+
+    def settings(self, options: dict[str, Any]) -> dict[str, Any]:
         """The margin step's options (with the loss's defaults) and ``scale``."""
-        parameters = inspect.signature(getattr(lk, loss)).parameters
-        return {
-            name: options.get(name, parameters[name].default) for name in (*self.options, "scale")
-        }
+        defaults = self.entry.options()
+        return {name: options.get(name, defaults[name]) for name in (*self.head.options, "scale")}
 
-    def psi(self, loss: str, options: dict[str, Any]) -> str:
+    def psi(self, options: dict[str, Any]) -> str:
         """The target's margin logit as a formula, with the values of its options."""
-        o = self.settings(loss, options)
-        if self.transform is lk.additive_cosine_margin:
+        o = self.settings(options)
+        if self.head.transform is additive_cosine_margin:
             return f"ψ = cos θ_y - m,  m = {o['margin']:g}"
-        if self.transform is lk.multiplicative_angular_margin:
+        if self.head.transform is not additive_angular_margin:  # multiplicative
             return (
                 "ψ = (λ cos θ_y + (-1)^k cos(m θ_y) - 2k) / (1 + λ),  kπ/m ≤ θ_y ≤ (k+1)π/m,  "
                 f"m = {o['margin']}, λ = {o['lambda_']:g}"
             )
-        m = o["margin"]
-        # insightface's cos θ - m sin m, lowered to cos θ - (1 - cos m) where it would rise
-        # above the formula's minimum -1 (m beyond about 2.33 rad), as the transform does
-        drop = "m sin m" if m * math.sin(m) >= 1 - math.cos(m) else "(1 - cos m)"
+        m, step = o["margin"], self.head.margin(self.entry.name, margin=o["margin"], fallback=o["fallback"])
+        # the cosface fallback's cos θ - m sin m, or its lowered form (m beyond about 2.33 rad)
+        drop = "m sin m" if step.drop == step.m2 * math.sin(step.m2) else "(1 - cos m)"
         beyond = {
-            "cosface": f"; cos θ_y - {drop} where θ_y + m > π" if m > 0 else "",
+            "cosface": f"; cos θ_y - {drop} where θ_y + m > π" if step.limit < math.pi else "",
             "easy": "; cos θ_y where cos θ_y ≤ 0",
             "none": "",
         }[o["fallback"]]
-        return f"ψ = cos(θ_y + m){beyond},  m = {o['margin']:g}"
+        return f"ψ = cos(θ_y + m){beyond},  m = {m:g}"
 
-    def margin_cosines(
-        self, loss: str, cosine: np.ndarray, target: np.ndarray, options: dict[str, Any]
-    ) -> np.ndarray:
+    def margin_cosines(self, cosine: np.ndarray, target: np.ndarray, options: dict[str, Any]) -> np.ndarray:
         """``t``: the cosines ``(N, C)`` with ``psi`` at each row's target (ignored rows untouched)."""
-        o = self.settings(loss, options)
+        o = self.settings(options)
         o["scale"] = 1.0
-        ignore_index = options.get("ignore_index", -100)
-        return np.asarray(self.transform(cosine, target, ignore_index=ignore_index, **o))
+        ignore_index = options.get("ignore_index", self.entry.options()["ignore_index"])
+        return np.asarray(self.head.transform(cosine, target, ignore_index=ignore_index, **o))
 
-    def logit_scale(self, loss: str, c: Cosines, options: dict[str, Any]) -> np.ndarray:
+    def logit_scale(self, c: Cosines, options: dict[str, Any]) -> np.ndarray:
         """``a``, broadcastable to the logits ``(N, C)``."""
-        s = self.settings(loss, options)["scale"]
-        if self.scaled_by == "s":
+        s = self.settings(options)["scale"]
+        if self.head.norms == FIXED:
             return np.asarray(s)
         a = s * c.embedding_norm[:, None]
-        return a if self.scaled_by == "s ‖x_i‖" else a * c.center_norm[None, :]
+        return a if self.head.norms == EMBEDDING_NORM else a * c.center_norm[None, :]
 
 
-MARGIN_LOSSES = {
-    "arcface_loss": MarginLoss(lk.additive_angular_margin, ("margin", "fallback"), "s"),
-    "cosface_loss": MarginLoss(lk.additive_cosine_margin, ("margin",), "s"),
-    "sphereface_loss": MarginLoss(
-        lk.multiplicative_angular_margin, ("margin", "lambda_"), "s ‖x_i‖"
-    ),
-    "large_margin_softmax_loss": MarginLoss(
-        lk.multiplicative_angular_margin, ("margin", "lambda_"), "s ‖x_i‖ ‖W_j‖"
-    ),
-    "subcenter_arcface_loss": MarginLoss(lk.additive_angular_margin, ("margin", "fallback"), "s"),
-}
-"""The margin losses ``explain`` and ``plot`` take apart, by name."""
+def margin_head(loss: str) -> MarginLoss:
+    """The margin loss called ``loss``, taken apart."""
+    return MarginLoss(entry(loss), HEADS[loss])  # type: ignore[arg-type]
+
+
+def margin_losses() -> tuple[str, ...]:
+    """The names of the margin losses."""
+    return tuple(HEADS)
 
 
 @dataclass(frozen=True)

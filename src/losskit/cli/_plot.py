@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .._softmax_regression import History
+from ._wine import History
 from ._curves import AXES, CURVES, PlotSettings
 
 __all__ = ["plot_learning_curves", "plot_losses"]
@@ -96,7 +96,7 @@ def plot_learning_curves(histories: dict[str, History], path: str | Path) -> Pat
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from losskit._softmax_regression import History
+    >>> from losskit.cli._wine import History
     >>> run = History(loss=[1.0, 0.5], train_accuracy=[0.4, 0.8], test_accuracy=[0.5, 0.8])
     >>> out = pathlib.Path(tempfile.mkdtemp()) / "c.png"
     >>> plot_learning_curves({"cross-entropy": run}, out).suffix

@@ -17,61 +17,27 @@ Without label smoothing and statistics the ranks first try exponentials with no 
 sees so and all compute the chunk again, shifted.
 """
 
+
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
 
-from .._lib._checks import TargetIndexError, class_index_message, finite_number, integer, unit_number
-from .._lib._numerics import SoftmaxStats
+from .._lib._numerics import SoftmaxStats, compute_dtype
 from .._lib._reduction import resolve_reduction
 from .._lib._softmax_ce import ClassCrossEntropy
-from ._linear_cross_entropy import (
-    LinearCrossEntropyStats,
-    _ChunkResult,
-    _LinearCrossEntropy,
-    _Tokens,
-    _validate,
-    _Vocabulary,
-    check_class_indices,
-    check_class_weight,
-    exp_to_gradient,
-    plain_exp,
-    plain_stats,
-    shifted_exp,
-)
+from .._lib._validation import check_class_range, finite_number, integer, unit_number
+from ._agreement import Group, agreement_device, check_agreement, locally, signature_of, weight_shape_message
+from ._chunks import ChunkResult, LinearCrossEntropyFunction, Vocabulary, mean_scale
+from ._kernels import exp_to_gradient, plain_exp, plain_stats, shifted_exp
+from ._linear_cross_entropy import LinearCrossEntropyStats, Tokens
+from ._options import check_class_indices, check_class_weight, validate_options
 
 __all__ = ["vocab_parallel_cross_entropy", "vocab_parallel_linear_cross_entropy"]
 
 Tensor = torch.Tensor
-
-
-class _Group:
-    """The process group, or this process alone when ``torch.distributed`` is not running.
-
-    Both take the same code path; the collectives of a lone process are the identity.
-    """
-
-    def __init__(self, group: Any) -> None:
-        self.group = group
-        self.running = dist.is_available() and dist.is_initialized()
-        self.size = dist.get_world_size(group) if self.running else 1
-
-    def all_reduce(self, t: Tensor, op: Any) -> Tensor:
-        if self.running:
-            dist.all_reduce(t, op=op, group=self.group)
-        return t
-
-    def all_gather(self, t: Tensor) -> list[Tensor]:
-        if not self.running:
-            return [t]
-        out = [torch.empty_like(t) for _ in range(self.size)]
-        dist.all_gather(out, t, group=self.group)
-        return out
 
 
 class _Shard(NamedTuple):
@@ -79,113 +45,10 @@ class _Shard(NamedTuple):
     vocab: int  # the whole vocabulary, all ranks together
 
 
-# What each rank contributes to the agreement, one float64 each, the same number on every
-# rank whatever it was called with (gloo aborts on an all-gather of mismatched sizes):
-# this rank's error (0: none, else an index into _ERRORS), its vocabulary slice, the number of
-# target positions and their checksum, the length of its class weights, and a hash of its
-# options and shapes.
-_FLAG, _START, _SIZE, _COUNT, _CHECKSUM, _WEIGHT, _HASH = range(7)
-_ERRORS = (TypeError, ValueError)
-_NO_WEIGHT, _BAD_WEIGHT = -1.0, -2.0
-
-_T = TypeVar("_T")
-
-
-def _agreement_device(comm: _Group, *candidates: object) -> torch.device:
-    # The device of the small agreement tensors: the first tensor's; with none (a rank that
-    # was not given tensors at all), where the backend works.
-    for t in candidates:
-        if isinstance(t, Tensor):
-            return t.device
-    if comm.running and dist.get_backend(comm.group) == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def _locally(fn: str, comm: _Group, validate: bool, device: Callable[[], torch.device], check: Callable[[], _T]) -> _T:
-    """``check()``, the rank-local validation. If it raises a ``TypeError`` or ``ValueError``
-    while ranks are to agree, this rank takes part in the agreement's all-gather first,
-    flagging its error, so that the other ranks raise too (see :func:`_check_agreement`)
-    instead of waiting for it in a collective; then it raises its own error."""
-    try:
-        return check()
-    except _ERRORS as error:
-        if validate and comm.running:
-            mine = torch.zeros(_HASH + 1, dtype=torch.float64)
-            mine[_FLAG] = 1 + next(k for k, kind in enumerate(_ERRORS) if isinstance(error, kind))
-            comm.all_gather(mine.to(device()))
-        raise
-
-
-def _check_agreement(
-    fn: str,
-    comm: _Group,
-    local_vocab: int,
-    vocab_start: int,
-    signature: float,
-    labels: Tensor,
-    weight: Tensor | None,
-) -> int:
-    """One small all-gather, so that ranks that disagree fail together instead of hanging.
-
-    Every rank learns whether another rank's arguments failed its local checks (see
-    :func:`_locally`), every rank's vocabulary slice, problem size, the length of its class
-    weights, a hash of its options and shapes and a checksum of its targets, and raises the
-    same error when they do not fit together. Returns the total vocabulary.
-    """
-    weight_length = _NO_WEIGHT if weight is None else float(weight.shape[0]) if weight.ndim == 1 else _BAD_WEIGHT
-    mine = torch.tensor(
-        [0.0, float(vocab_start), float(local_vocab), float(labels.numel()), float(labels.double().sum()),
-         weight_length, signature],
-        dtype=torch.float64,
-    )  # fmt: skip
-    gathered = [t.tolist() for t in comm.all_gather(mine.to(labels.device))]
-    rank = dist.get_rank(comm.group) if comm.running else 0
-    failed = [r for r, g in enumerate(gathered) if g[_FLAG]]
-    if failed:  # this rank's own checks passed: the others' errors are named
-        kind = _ERRORS[int(gathered[failed[0]][_FLAG]) - 1]
-        which = f"rank {failed[0]}" if len(failed) == 1 else f"ranks {failed}"
-        msg = (
-            f"{fn}: {which} of the group rejected its arguments with a {kind.__name__} (see the error "
-            f"raised there); every rank raises with it instead of hanging (this is rank {rank})"
-        )
-        raise kind(msg)
-    slices = sorted((int(g[_START]), int(g[_SIZE])) for g in gathered)
-    expected_start, problems = 0, []
-    for start, size in slices:
-        if start != expected_start:
-            problems.append(f"the vocabulary slices {slices} (start, size) do not tile 0..V without gaps or overlaps")
-            break
-        expected_start = start + size
-    if len({g[_COUNT] for g in gathered}) > 1:
-        problems.append(f"ranks hold different numbers of target positions: {[int(g[_COUNT]) for g in gathered]}")
-    elif len({g[_CHECKSUM] for g in gathered}) > 1:
-        problems.append("ranks hold different targets (every rank needs the same, full targets)")
-    if len({g[_HASH] for g in gathered}) > 1:
-        problems.append("ranks were called with different options or shapes")
-    if problems:
-        raise ValueError(f"{fn}: " + "; ".join(problems) + f" (this is rank {rank})")
-    wrong = [r for r, g in enumerate(gathered) if g[_WEIGHT] not in (_NO_WEIGHT, expected_start)]
-    if rank in wrong:
-        raise ValueError(_weight_shape_message(fn, expected_start, weight))
-    if wrong:
-        which = f"rank {wrong[0]}" if len(wrong) == 1 else f"ranks {wrong}"
-        msg = (
-            f"{fn}: weight must hold one value per class of the whole vocabulary, shape ({expected_start},), "
-            f"on every rank; {which} got another shape (this is rank {rank})"
-        )
-        raise ValueError(msg)
-    return expected_start
-
-
-def _weight_shape_message(fn: str, total: int, weight: Tensor | None) -> str:
-    shape = None if weight is None else tuple(weight.shape)
-    return f"{fn}: weight must hold one value per class of the whole vocabulary, shape ({total},), got {shape}"
-
 
 def _local_pass(
     shard: _Shard,
-    comm: _Group,
+    comm: Group,
     coef: Tensor | None,
     z: Tensor,
     labels: Tensor,
@@ -196,7 +59,7 @@ def _local_pass(
     *,
     in_bits: bool,
     unshifted: bool = False,
-) -> _ChunkResult | None:
+) -> ChunkResult | None:
     """Loss, lse, entropy and hits of the columns of local logits ``z`` (classes by
     positions; times log2(e) with ``in_bits``, see :func:`shifted_exp`); with ``upstream``
     also this rank's slice of their gradient, written into ``out`` (which may be ``z``
@@ -241,7 +104,7 @@ def _local_pass(
         request, at_target = terms.gradient_request(upstream, coef, torch)
         at_target = torch.where(owned, at_target, 0)
         grad = exp_to_gradient(out, request, lse, coef, local_index, at_target, to_softmax)
-    return _ChunkResult(
+    return ChunkResult(
         terms.per_position(stats, torch),
         lse,
         log_norm - summed[-2] / summed[0] if entropy else None,
@@ -251,14 +114,14 @@ def _local_pass(
 
 
 class _Setup(NamedTuple):
-    comm: _Group
+    comm: Group
     shard: _Shard
     coef: Tensor | None  # the smoothing coefficients of this rank's classes
 
 
 def _setup(
     fn: str,
-    comm: _Group,
+    comm: Group,
     vocab_start: int,
     local_vocab: int,
     labels: Tensor,
@@ -269,11 +132,11 @@ def _setup(
     validate: bool,
 ) -> _Setup:
     if validate:
-        total = _check_agreement(fn, comm, local_vocab, vocab_start, signature, labels, weight)
+        total = check_agreement(fn, comm, local_vocab, vocab_start, signature, labels, weight)
     else:
         total = int(comm.all_reduce(torch.tensor([local_vocab], device=labels.device), dist.ReduceOp.SUM))
         if weight is not None and tuple(weight.shape) != (total,):
-            raise ValueError(_weight_shape_message(fn, total, weight))
+            raise ValueError(weight_shape_message(fn, total, weight))
     coef = None
     if smoothing > 0:
         coef = torch.ones(local_vocab, dtype=dtype, device=labels.device) if weight is None else weight[vocab_start : vocab_start + local_vocab].to(dtype)
@@ -287,13 +150,6 @@ def _check_int(fn: str, name: str, value: object) -> int:
         raise ValueError(msg)
     return v
 
-
-def _signature(*values: object) -> float:
-    """Options and shapes that must agree across ranks, hashed into one number that float64
-    holds exactly: a fixed size for the all-gather, however many dimensions a rank's tensors
-    have. The hash is of the values' text, the same in every process."""
-    text = repr([v if isinstance(v, (bool, int, float, str, type(None))) else str(v) for v in values])
-    return float(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 12)
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -388,20 +244,20 @@ def vocab_parallel_linear_cross_entropy(
     True
     """
     fn = "vocab_parallel_linear_cross_entropy"
-    comm = _Group(group)
+    comm = Group(group)
 
     def check() -> tuple[Any, int]:
-        cfg = _validate(
+        cfg = validate_options(
             input, local_linear_weight, target, linear_bias, weight, ignore_index, reduction,
             label_smoothing, z_loss, softcap, logit_scale, shift, chunk_size, return_stats, fn=fn, sharded=True,
         )  # fmt: skip
         return cfg, _check_int(fn, "vocab_start", vocab_start)
 
-    device = lambda: _agreement_device(comm, target, input, local_linear_weight)  # noqa: E731
-    cfg, vocab_start = _locally(fn, comm, validate, device, check)
+    device = lambda: agreement_device(comm, target, input, local_linear_weight)  # noqa: E731
+    cfg, vocab_start = locally(fn, comm, validate, device, check)
     ignore_index = integer(fn, "ignore_index", ignore_index)  # checked: now a Python int
-    cdt = torch.float64 if input.dtype == torch.float64 else torch.float32
-    signature = _signature(
+    cdt = compute_dtype(torch, input.dtype)
+    signature = signature_of(
         fn, tuple(input.shape), input.dtype == torch.float64, linear_bias is None, weight is None, ignore_index,
         cfg.reduction, cfg.smoothing, cfg.z_loss, cfg.softcap, cfg.logit_scale, shift, return_stats,
         chunk_size, cfg.needs_grad[0],  # the input's gradient is all-reduced: by every rank or none
@@ -409,30 +265,30 @@ def vocab_parallel_linear_cross_entropy(
     setup = _setup(
         fn, comm, vocab_start, local_linear_weight.shape[0], target, weight, cfg.smoothing, cdt, signature, validate
     )
-    tokens = _Tokens.gather(fn, input, target, ignore_index, shift, setup.shard.vocab)
+    tokens = Tokens.gather(fn, input, target, ignore_index, shift, setup.shard.vocab)
     if chunk_size is None:  # the same on every rank: they must run the same collectives
         cfg = cfg._replace(chunk_rows=tokens.default_chunk_rows(-(-setup.shard.vocab // setup.comm.size)))
 
     def chunk_pass(
         z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, entropy: bool, *, unshifted: bool
-    ) -> _ChunkResult | None:
+    ) -> ChunkResult | None:
         # z is the walk's buffer of logits in base 2: the gradient may take its place.
         return _local_pass(
             setup.shard, setup.comm, setup.coef, z, labels, terms, upstream, entropy, z, in_bits=True, unshifted=unshifted
         )
 
-    vocabulary = _Vocabulary(
+    vocabulary = Vocabulary(
         setup.shard.vocab,
         chunk_pass,
         lambda g: setup.comm.all_reduce(g, dist.ReduceOp.SUM),
     )
-    outputs = _LinearCrossEntropy.apply(tokens.x, local_linear_weight, linear_bias, tokens.labels, weight, cfg, vocabulary)
+    outputs = LinearCrossEntropyFunction.apply(tokens.x, local_linear_weight, linear_bias, tokens.labels, weight, cfg, vocabulary)
     return tokens.package(outputs, cfg.reduction, return_stats)
 
 
 def _logits_pass(
     setup: _Setup, z: Tensor, labels: Tensor, terms: ClassCrossEntropy, upstream: Tensor | None, out: Tensor | None
-) -> _ChunkResult:
+) -> ChunkResult:
     """:func:`_local_pass` for logits laid out position by class (``(N, V_local)``), as
     callers hold them; the gradient comes back in that layout."""
     out_t = None if out is None else out.t()
@@ -460,7 +316,7 @@ class _VocabParallelLogits(torch.autograd.Function):
         cfg: _LogitsConfig,
         setup: _Setup,
     ) -> Tensor:
-        cdt = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        cdt = compute_dtype(torch, logits.dtype)
         z = logits.to(cdt)
         valid = labels != ignore_index
         cw = None if class_weight is None else class_weight.to(cdt)
@@ -468,8 +324,7 @@ class _VocabParallelLogits(torch.autograd.Function):
         terms = ClassCrossEntropy(setup.shard.vocab, target_weight, cw, cfg.smoothing, cfg.z_loss)
         counted = valid.to(cdt) if target_weight is None else target_weight
         denominator = counted.sum()
-        inverse = torch.where(denominator != 0, 1 / denominator, torch.zeros_like(denominator))
-        scale = inverse if cfg.reduction == "mean" else torch.ones_like(inverse)
+        scale = mean_scale(denominator, cfg.reduction)
         upstream = out = None
         if cfg.reduction != "none" and cfg.needs_grad:
             upstream, out = scale * valid, torch.empty_like(z)
@@ -578,7 +433,7 @@ def vocab_parallel_cross_entropy(
     True
     """
     fn = "vocab_parallel_cross_entropy"
-    comm = _Group(group)
+    comm = Group(group)
 
     def check() -> tuple[str, float, float, int, int]:
         for name, t in (("local_logits", local_logits), ("target", target)):
@@ -604,10 +459,10 @@ def vocab_parallel_cross_entropy(
         )
         return (*options, _check_int(fn, "vocab_start", vocab_start))
 
-    device = lambda: _agreement_device(comm, target, local_logits)  # noqa: E731
-    reduction, smoothing, zeta, ignore_index, vocab_start = _locally(fn, comm, validate, device, check)
-    cdt = torch.float64 if local_logits.dtype == torch.float64 else torch.float32
-    signature = _signature(
+    device = lambda: agreement_device(comm, target, local_logits)  # noqa: E731
+    reduction, smoothing, zeta, ignore_index, vocab_start = locally(fn, comm, validate, device, check)
+    cdt = compute_dtype(torch, local_logits.dtype)
+    signature = signature_of(
         fn, tuple(target.shape), local_logits.dtype == torch.float64, weight is None, ignore_index, reduction,
         smoothing, zeta,
     )
@@ -615,9 +470,7 @@ def vocab_parallel_cross_entropy(
     setup = _setup(fn, comm, vocab_start, local_logits.shape[-1], labels, weight, smoothing, cdt, signature, validate)
     valid = labels[labels != ignore_index]
     if valid.numel():
-        low, high = int(valid.min()), int(valid.max())
-        if low < 0 or high >= setup.shard.vocab:
-            raise TargetIndexError(class_index_message(fn, low if low < 0 else high, setup.shard.vocab, ignore_index))
+        check_class_range(fn, int(valid.min()), int(valid.max()), setup.shard.vocab, ignore_index)
     z = local_logits.reshape(-1, local_logits.shape[-1])
     cfg = _LogitsConfig(reduction, smoothing, zeta, torch.is_grad_enabled() and local_logits.requires_grad)
     value = _VocabParallelLogits.apply(z, labels, weight, ignore_index, cfg, setup)

@@ -1,85 +1,72 @@
-"""``torch.nn`` modules of losskit: configuration holders whose ``forward`` is one call."""
+"""``torch.nn`` modules of losskit: configuration holders whose ``forward`` is one call.
+
+There is a module for every loss of the registry, built from its entry: the class name, the
+options torch's module of that name takes by position, the loss's keyword options with its
+defaults (array options as buffers) and, for the margin losses, the class centres it owns.
+The modules of :func:`~losskit.torch.linear_cross_entropy` hold its options likewise, read
+from its signature.
+"""
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-import losskit as lk
-from losskit._lib._checks import integer
+from losskit._lib._numerics import compute_dtype
 from losskit._lib._reduction import resolve_reduction
+from losskit._lib._registry import LEGACY_OPTIONS, Entry, entries
+from losskit._lib._validation import integer
 
 from ._linear_cross_entropy import LinearCrossEntropyStats, linear_cross_entropy
 
-__all__ = [
-    "ArcFaceLoss",
-    "BCELoss",
-    "BCEWithLogitsLoss",
-    "CosFaceLoss",
-    "CrossEntropyLoss",
-    "FocalLoss",
-    "HuberLoss",
-    "KLDivLoss",
-    "L1Loss",
-    "LargeMarginSoftmaxLoss",
-    "LinearCrossEntropyHead",
-    "LinearCrossEntropyLoss",
-    "MSELoss",
-    "NLLLoss",
-    "SigmoidFocalLoss",
-    "SmoothL1Loss",
-    "SoftmaxEntropyLoss",
-    "SphereFaceLoss",
-    "SubCenterArcFaceLoss",
-]
-
 Tensor = torch.Tensor
 
+# The array options torch's modules register as buffers even when None.
+_TORCH_BUFFERS = ("weight", "pos_weight")
 
-class _Loss(nn.Module):
-    """A losskit loss with its options: ``forward(*arrays)`` is one call of ``function``.
+
+class LossModule(nn.Module):
+    """A losskit loss with its options: ``forward(*arrays)`` is one call of its function.
 
     The options are the function's keyword-only parameters, with its defaults. Array options
     (class weights, ``pos_weight``, a per-class ``alpha``) become buffers, so they follow
     ``.to()`` and travel in the ``state_dict``; the rest are plain attributes. As in torch,
     ``weight`` and ``pos_weight`` are buffers even when ``None``, so that a tensor assigned
-    to them later is one too. ``positional``
-    lists the options torch's module of the same name takes by position, in its order.
-    PyTorch's legacy ``size_average`` and ``reduce`` are mapped to ``reduction`` once, here,
-    with torch's ``DeprecationWarning``.
+    to them later is one too. The constructor takes by position the options torch's module
+    of the same name takes so, in its order. PyTorch's legacy ``size_average`` and
+    ``reduce`` are mapped to ``reduction`` once, here, with torch's ``DeprecationWarning``.
     """
 
-    function: ClassVar[Callable[..., Tensor]]
-    arrays: ClassVar[tuple[str, ...]] = ()
-    positional: ClassVar[tuple[str, ...]] = ()
+    entry: ClassVar[Entry]
 
     def __init__(self, *args: Any, **options: Any) -> None:
         super().__init__()
         name = type(self).__name__
-        if len(args) > len(self.positional):
-            msg = f"{name} takes at most {len(self.positional)} positional options ({', '.join(self.positional)}), got {len(args)}"
+        positional = self.entry.module.positional  # type: ignore[union-attr]
+        if len(args) > len(positional):
+            msg = f"{name} takes at most {len(positional)} positional options ({', '.join(positional)}), got {len(args)}"
             raise TypeError(msg)
-        for option, value in zip(self.positional, args, strict=False):
+        for option, value in zip(positional, args, strict=False):
             if option in options:
                 msg = f"{name} got option {option!r} twice, by position and by keyword"
                 raise TypeError(msg)
             options[option] = value
-        legacy = {k: options.pop(k) for k in ("size_average", "reduce") if k in options}
+        legacy = {k: options.pop(k) for k in LEGACY_OPTIONS if k in options}
         if any(v is not None for v in legacy.values()):
             options["reduction"] = resolve_reduction(name, options.get("reduction", "mean"), **legacy)
-        defaults = self._defaults()
+        defaults = self.entry.options()
         unknown = sorted(set(options) - set(defaults))
         if unknown:
             msg = f"{name}: unknown option(s) {unknown}; the options are {sorted(defaults)}"
             raise TypeError(msg)
+        arrays = self.entry.array_options()
         for option, default in defaults.items():
             value = options.get(option, default)
-            if option in self.arrays and value is not None and not isinstance(value, (int, float)):
+            if option in arrays and value is not None and not isinstance(value, (int, float)):
                 self.register_buffer(option, torch.as_tensor(value))
             elif option in _TORCH_BUFFERS and value is None:
                 # As torch's modules: a None buffer, so that a tensor assigned later is one
@@ -88,132 +75,17 @@ class _Loss(nn.Module):
             else:
                 setattr(self, option, value)
 
-    @classmethod
-    def _defaults(cls) -> dict[str, Any]:
-        parameters = inspect.signature(cls.function).parameters.values()
-        return {
-            p.name: p.default
-            for p in parameters
-            if p.kind is p.KEYWORD_ONLY and p.name not in ("size_average", "reduce")
-        }
-
     def options(self) -> dict[str, Any]:
         """The keyword options this module passes to its function."""
-        return {option: getattr(self, option) for option in self._defaults()}
+        return {option: getattr(self, option) for option in self.entry.options()}
 
     def extra_repr(self) -> str:
-        defaults = self._defaults()
-        changed = {k: v for k, v in self.options().items() if k not in self.arrays and v != defaults[k]}
+        defaults, arrays = self.entry.options(), self.entry.array_options()
+        changed = {k: v for k, v in self.options().items() if k not in arrays and v != defaults[k]}
         return ", ".join(f"{k}={v!r}" for k, v in changed.items())
 
     def forward(self, *arrays: Tensor) -> Tensor:
-        return type(self).function(*arrays, **self.options())
-
-
-_CE = ("weight", "size_average", "ignore_index", "reduce", "reduction")
-# The array options torch's modules register as buffers even when None.
-_TORCH_BUFFERS = ("weight", "pos_weight")
-
-
-class CrossEntropyLoss(_Loss):
-    """Module form of :func:`losskit.cross_entropy`, a drop-in for ``torch.nn.CrossEntropyLoss``.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from losskit.torch.nn import CrossEntropyLoss
-    >>> criterion = CrossEntropyLoss(torch.tensor([1.0, 2.0, 1.0]), label_smoothing=0.1)
-    >>> criterion(torch.randn(4, 3), torch.tensor([0, 1, 2, 1])).shape
-    torch.Size([])
-    """
-
-    function = staticmethod(lk.cross_entropy)
-    arrays = ("weight",)
-    positional = (*_CE, "label_smoothing")
-
-
-class NLLLoss(_Loss):
-    """Module form of :func:`losskit.nll_loss`, a drop-in for ``torch.nn.NLLLoss``."""
-
-    function = staticmethod(lk.nll_loss)
-    arrays = ("weight",)
-    positional = _CE
-
-
-class BCELoss(_Loss):
-    """Module form of :func:`losskit.binary_cross_entropy`, a drop-in for ``torch.nn.BCELoss``."""
-
-    function = staticmethod(lk.binary_cross_entropy)
-    arrays = ("weight",)
-    positional = ("weight", "size_average", "reduce", "reduction")
-
-
-class BCEWithLogitsLoss(_Loss):
-    """Module form of :func:`losskit.binary_cross_entropy_with_logits`, a drop-in for
-    ``torch.nn.BCEWithLogitsLoss`` (plus ``label_smoothing``)."""
-
-    function = staticmethod(lk.binary_cross_entropy_with_logits)
-    arrays = ("weight", "pos_weight")
-    positional = ("weight", "size_average", "reduce", "reduction", "pos_weight")
-
-
-class L1Loss(_Loss):
-    """Module form of :func:`losskit.l1_loss`, a drop-in for ``torch.nn.L1Loss``."""
-
-    function = staticmethod(lk.l1_loss)
-    arrays = ("weight",)
-    positional = ("size_average", "reduce", "reduction")
-
-
-class MSELoss(_Loss):
-    """Module form of :func:`losskit.mse_loss`, a drop-in for ``torch.nn.MSELoss``."""
-
-    function = staticmethod(lk.mse_loss)
-    arrays = ("weight",)
-    positional = ("size_average", "reduce", "reduction")
-
-
-class SmoothL1Loss(_Loss):
-    """Module form of :func:`losskit.smooth_l1_loss`, a drop-in for ``torch.nn.SmoothL1Loss``."""
-
-    function = staticmethod(lk.smooth_l1_loss)
-    arrays = ("weight",)
-    positional = ("size_average", "reduce", "reduction", "beta")
-
-
-class HuberLoss(_Loss):
-    """Module form of :func:`losskit.huber_loss`, a drop-in for ``torch.nn.HuberLoss``."""
-
-    function = staticmethod(lk.huber_loss)
-    arrays = ("weight",)
-    positional = ("reduction", "delta")
-
-
-class KLDivLoss(_Loss):
-    """Module form of :func:`losskit.kl_div`, a drop-in for ``torch.nn.KLDivLoss``."""
-
-    function = staticmethod(lk.kl_div)
-    positional = ("size_average", "reduce", "reduction", "log_target")
-
-
-class FocalLoss(_Loss):
-    """Module form of :func:`losskit.focal_loss` (multi-class, softmax); a per-class
-    ``alpha`` is a buffer."""
-
-    function = staticmethod(lk.focal_loss)
-    arrays = ("alpha",)
-
-
-class SigmoidFocalLoss(_Loss):
-    """Module form of :func:`losskit.sigmoid_focal_loss` (RetinaNet's, torchvision's values)."""
-
-    function = staticmethod(lk.sigmoid_focal_loss)
-
-
-class SoftmaxEntropyLoss(_Loss):
-    """Module form of :func:`losskit.softmax_entropy`; ``forward(input)``."""
-
-    function = staticmethod(lk.softmax_entropy)
+        return self.entry.function(*arrays, **self.options())
 
 
 def _positive_int(name: str, argument: str, value: object) -> int:
@@ -224,30 +96,41 @@ def _positive_int(name: str, argument: str, value: object) -> int:
     return number
 
 
-class _MarginLoss(_Loss):
+class CenterLossModule(LossModule):
     """A margin loss that owns its class centres: ``forward(embeddings, target)``.
 
     The centres are a ``Parameter`` of shape ``(num_classes, embedding_dim)`` (a classifier
-    weight without bias), drawn from a normal distribution with standard deviation
-    ``embedding_dim ** -0.5``, so that each centre has a length near one. ``num_classes``
-    and ``embedding_dim`` must be positive ints, and the options pass the function's own
-    checks when the module is built, not first at ``forward``.
+    weight without bias), or ``(num_classes, sub_centers, embedding_dim)`` for a loss with
+    sub-centres, drawn from a normal distribution with standard deviation
+    ``embedding_dim ** -0.5``, so that each centre has a length near one. The sizes must be
+    positive ints, and the options pass the function's own checks when the module is built,
+    not first at ``forward``.
     """
 
-    arrays = ("weight",)
-
     def __init__(
-        self, num_classes: int, embedding_dim: int, *, device: Any = None, dtype: Any = None, **options: Any
+        self,
+        num_classes: int,
+        embedding_dim: int,
+        sub_centers: int | None = None,
+        *,
+        device: Any = None,
+        dtype: Any = None,
+        **options: Any,
     ) -> None:
-        num_classes = _positive_int(type(self).__name__, "num_classes", num_classes)
-        embedding_dim = _positive_int(type(self).__name__, "embedding_dim", embedding_dim)
+        name = type(self).__name__
+        default = self.entry.module.sub_centers  # type: ignore[union-attr]
+        if default is None and sub_centers is not None:
+            msg = f"{name} has one centre per class: it takes no sub_centers, got {sub_centers!r}"
+            raise TypeError(msg)
+        shape = [_positive_int(name, "num_classes", num_classes)]
+        embedding_dim = _positive_int(name, "embedding_dim", embedding_dim)
+        if default is not None:
+            self.sub_centers = _positive_int(name, "sub_centers", default if sub_centers is None else sub_centers)
+            shape.append(self.sub_centers)
         super().__init__(**options)
-        self.centers = nn.Parameter(torch.empty(self._shape(num_classes, embedding_dim), device=device, dtype=dtype))
+        self.centers = nn.Parameter(torch.empty((*shape, embedding_dim), device=device, dtype=dtype))
         nn.init.normal_(self.centers, std=1 / math.sqrt(embedding_dim))
         self._check_options()
-
-    def _shape(self, num_classes: int, embedding_dim: int) -> tuple[int, ...]:
-        return (num_classes, embedding_dim)
 
     def _check_options(self) -> None:
         # The function's own checks of the options, now rather than at the first forward: a
@@ -262,7 +145,7 @@ class _MarginLoss(_Loss):
         where = weight.device if isinstance(weight, Tensor) else "cpu"
         dtype = self.centers.dtype
         with torch.no_grad():
-            type(self).function(
+            self.entry.function(
                 torch.zeros(0, 1, dtype=dtype, device=where),
                 torch.ones(shape, dtype=dtype, device=where),
                 torch.zeros(0, dtype=torch.int64, device=where),
@@ -270,73 +153,48 @@ class _MarginLoss(_Loss):
             )
 
     def forward(self, embeddings: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
-        return type(self).function(embeddings, self.centers, target, **self.options())
+        return self.entry.function(embeddings, self.centers, target, **self.options())
 
 
-class ArcFaceLoss(_MarginLoss):
-    """:func:`losskit.arcface_loss` with its class centres.
-
-    ``ArcFaceLoss(num_classes, embedding_dim, **options)``; ``margin`` is in radians
-    (pytorch-metric-learning's ``ArcFaceLoss`` takes degrees).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from losskit.torch.nn import ArcFaceLoss
-    >>> head = ArcFaceLoss(10, 32, scale=30.0)
-    >>> head(torch.randn(8, 32), torch.randint(0, 10, (8,))).backward()
-    >>> head.centers.grad.shape
-    torch.Size([10, 32])
-    """
-
-    function = staticmethod(lk.arcface_loss)
+def _docstring(entry: Entry) -> str:
+    module = entry.module
+    if module.centers:  # type: ignore[union-attr]
+        sizes = "num_classes, embedding_dim" + (f", sub_centers={module.sub_centers}" if module.sub_centers else "")
+        first = f":func:`losskit.{entry.name}` with its class centres: ``{module.name}({sizes}, **options)``."
+    elif module.drop_in:
+        first = f"Module form of :func:`losskit.{entry.name}`, a drop-in for ``torch.nn.{module.name}``."
+    else:
+        first = f"Module form of :func:`losskit.{entry.name}`."
+    return f"{first} {module.note}" if module.note else first
 
 
-class CosFaceLoss(_MarginLoss):
-    """:func:`losskit.cosface_loss` with its class centres: ``CosFaceLoss(num_classes,
-    embedding_dim, **options)``."""
-
-    function = staticmethod(lk.cosface_loss)
-
-
-class SphereFaceLoss(_MarginLoss):
-    """:func:`losskit.sphereface_loss` with its class centres. Set ``lambda_`` each step from
-    :func:`losskit.sphereface_lambda` to follow the annealing schedule."""
-
-    function = staticmethod(lk.sphereface_loss)
+def _module_class(entry: Entry) -> type[LossModule]:
+    """The module class of a registry entry."""
+    name = entry.module.name  # type: ignore[union-attr]
+    base = CenterLossModule if entry.module.centers else LossModule  # type: ignore[union-attr]
+    namespace = {"__doc__": _docstring(entry), "__module__": __name__, "__qualname__": name, "entry": entry}
+    return type(name, (base,), namespace)
 
 
-class LargeMarginSoftmaxLoss(_MarginLoss):
-    """:func:`losskit.large_margin_softmax_loss` with its class centres (the bias-free
-    classifier weight)."""
+_LOSS_MODULES = {e.module.name: _module_class(e) for e in entries() if e.module is not None}
+globals().update(_LOSS_MODULES)
 
-    function = staticmethod(lk.large_margin_softmax_loss)
+__all__ = sorted(["CenterLossModule", "LinearCrossEntropyHead", "LinearCrossEntropyLoss", "LossModule", *_LOSS_MODULES])
 
 
-class SubCenterArcFaceLoss(_MarginLoss):
-    """:func:`losskit.subcenter_arcface_loss` with ``sub_centers`` centres per class:
-    ``SubCenterArcFaceLoss(num_classes, embedding_dim, sub_centers=3, **options)``."""
+def __getattr__(name: str) -> type[LossModule]:
+    # Reached only for a name that is not an attribute: the loss modules are, since they are
+    # built above. Declared so that type checkers see every loss module as a LossModule.
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
 
-    function = staticmethod(lk.subcenter_arcface_loss)
 
-    def __init__(self, num_classes: int, embedding_dim: int, sub_centers: int = 3, **options: Any) -> None:
-        self.sub_centers = _positive_int(type(self).__name__, "sub_centers", sub_centers)
-        super().__init__(num_classes, embedding_dim, **options)
-
-    def _shape(self, num_classes: int, embedding_dim: int) -> tuple[int, ...]:
-        return (num_classes, self.sub_centers, embedding_dim)
-
-_DEFAULTS: dict[str, Any] = {
-    "ignore_index": -100,
-    "reduction": "mean",
-    "label_smoothing": 0.0,
-    "z_loss": 0.0,
-    "softcap": None,
-    "logit_scale": 1.0,
-    "shift": False,
-    "chunk_size": None,
-    "return_stats": False,
+_LINEAR_DEFAULTS: dict[str, Any] = {
+    name: p.default
+    for name, p in inspect.signature(linear_cross_entropy).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in ("linear_bias", "weight")
 }
+"""The options of :func:`linear_cross_entropy` its modules hold (the class weights apart)."""
 
 
 class _LinearCrossEntropyOptions(nn.Module):
@@ -346,21 +204,21 @@ class _LinearCrossEntropyOptions(nn.Module):
     _class_weight_persistent = True  # in the state_dict
 
     def _store(self, class_weight: Tensor | None, options: dict[str, Any]) -> None:
-        unknown = set(options) - set(_DEFAULTS)
+        unknown = set(options) - set(_LINEAR_DEFAULTS)
         if unknown:
-            msg = f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; known: {sorted(_DEFAULTS)}"
+            msg = f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; known: {sorted(_LINEAR_DEFAULTS)}"
             raise TypeError(msg)
         self.register_buffer(self._class_weight, class_weight, persistent=self._class_weight_persistent)
-        for name, default in _DEFAULTS.items():
+        for name, default in _LINEAR_DEFAULTS.items():
             setattr(self, name, options.get(name, default))
 
     def extra_repr(self) -> str:
         # The options that differ from the function's defaults.
-        return ", ".join(f"{k}={getattr(self, k)!r}" for k, v in _DEFAULTS.items() if getattr(self, k) != v)
+        return ", ".join(f"{k}={getattr(self, k)!r}" for k, v in _LINEAR_DEFAULTS.items() if getattr(self, k) != v)
 
     def loss_options(self) -> dict[str, Any]:
         """The keyword options this module passes to :func:`linear_cross_entropy`."""
-        options = {name: getattr(self, name) for name in _DEFAULTS}
+        options = {name: getattr(self, name) for name in _LINEAR_DEFAULTS}
         return {"weight": getattr(self, self._class_weight), **options}
 
 
@@ -468,7 +326,7 @@ class LinearCrossEntropyHead(nn.Linear, _LinearCrossEntropyOptions):
         z = super().forward(input)
         if self.softcap is None and self.logit_scale == 1:
             return z
-        z = z.to(torch.float64 if z.dtype == torch.float64 else torch.float32)
+        z = z.to(compute_dtype(torch, z.dtype))
         if self.logit_scale != 1:
             z = z * self.logit_scale
         return z if self.softcap is None else self.softcap * torch.tanh(z / self.softcap)

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._binary import binary_cross_entropy
-from ._cross_entropy import cross_entropy, nll_loss
-from ._diagnose import Finding, diagnose
-from ._regression import l1_loss, mse_loss
-from ._softmax import log_softmax, softmax
+from .. import binary_cross_entropy, cross_entropy, diagnose, l1_loss, log_softmax, mse_loss, nll_loss, softmax
+from .._misuse import Finding
 
 __all__ = ["EXAMPLES", "WINE_MODELS", "WINE_TABLE_MODEL_TWO", "WINE_TARGET", "WorkedExample"]
 

@@ -1,40 +1,24 @@
-"""How a loss carries its gradient: one implementation computes value and gradient together.
+"""Vector-Jacobian products: what a loss's implementation is asked for and returns.
 
 A loss is written once, as an implementation that takes the public arguments plus a keyword
 ``vjp`` and returns a :class:`Result`. With ``vjp=None`` it computes the value only; with a
 :class:`VJP` it also returns the vector-Jacobian products with respect to the requested
-positional arguments, reusing the forward pass's intermediates. :func:`loss` turns the
-implementation into the public function (whose signature lacks ``vjp``) and records the
-implementation as that function's gradient rule, for ``losskit.value_and_grad``.
+positional arguments, reusing the forward pass's intermediates. The helpers here are the
+adjoints every loss shares: of the reduction (:func:`upstream`), of an element weight
+(:func:`weigh_and_reduce`), and the final casts (:func:`finish`). The registry
+(:mod:`._registry`) turns an implementation into the public function.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
 from types import ModuleType
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from ._compat import Array, as_option_array
-from ._checks import shape_of
-from ._numerics import quiet_floating_point
 from ._reduction import apply_reduction
+from ._validation import shape_of
 
-__all__ = [
-    "VJP",
-    "Result",
-    "along_class",
-    "finish",
-    "install_check",
-    "loss",
-    "rule_of",
-    "run_check",
-    "upstream",
-    "weigh_and_reduce",
-]
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["VJP", "Result", "along_class", "finish", "upstream", "weigh_and_reduce"]
 
 
 class VJP(NamedTuple):
@@ -58,78 +42,6 @@ class Result(NamedTuple):
 
     value: Array
     grads: tuple[Array, ...] = ()
-
-
-class Rule(NamedTuple):
-    """A registered gradient rule: the implementation and which arguments it differentiates."""
-
-    impl: Callable[..., Result]
-    argnums: tuple[int, ...]
-
-
-_RULES: dict[Callable[..., Any], Rule] = {}
-
-Check = Callable[[str, inspect.BoundArguments], None]
-_CHECK: list[Check | None] = [None]
-
-
-def install_check(check: Check | None) -> None:
-    """Call ``check(loss_name, bound_arguments)`` before every public loss call (``None``: off).
-
-    This is the hook behind ``losskit.set_checks``; the check sees the arguments exactly as the
-    caller passed them, bound to the loss's signature, before the loss runs.
-    """
-    _CHECK[0] = check
-
-
-def run_check(name: str, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Run the installed check, if any, on a call of the loss ``name`` (its public
-    ``signature``, without ``vjp``): from the loss itself and from ``value_and_grad``."""
-    check = _CHECK[0]
-    if check is not None:
-        check(name, signature.bind(*args, **kwargs))
-
-
-def loss(*, argnums: tuple[int, ...] = (0,)) -> Callable[[Callable[..., Result]], Any]:
-    """Make the public function of an implementation and register it as the gradient rule.
-
-    ``argnums`` lists the positional arguments the rule can differentiate. The public
-    function runs with NumPy's floating-point warnings off: losses produce ``inf`` and NaN
-    exactly where PyTorch does, and those are results, not accidents.
-    """
-
-    def decorate(impl: Callable[..., Result]) -> Any:
-        signature = inspect.signature(impl)
-        name = impl.__name__
-        run = quiet_floating_point(impl)
-
-        @functools.wraps(impl)
-        def public(*args: Any, **kwargs: Any) -> Array:
-            if "vjp" in kwargs:
-                msg = f"{name}() got an unexpected keyword argument 'vjp'"
-                raise TypeError(msg)
-            run_check(name, public.__signature__, args, kwargs)  # type: ignore[attr-defined]
-            return run(*args, **kwargs).value
-
-        public.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[p for p in signature.parameters.values() if p.name != "vjp"],
-            return_annotation="Array",
-        )
-        del public.__wrapped__  # type: ignore[attr-defined]
-        _RULES[public] = Rule(impl, argnums)
-        return public
-
-    return decorate
-
-
-def rule_of(fn: Callable[..., Any]) -> Rule:
-    """The gradient rule registered for a public loss; ``TypeError`` if it has none."""
-    try:
-        return _RULES[fn]
-    except (KeyError, TypeError):
-        name = getattr(fn, "__qualname__", repr(fn))
-        msg = f"value_and_grad: {name} is not a losskit loss with a gradient rule"
-        raise TypeError(msg) from None
 
 
 def upstream(

@@ -29,7 +29,7 @@ __all__ = [
     "check_in_unit_interval",
     "check_same_shape",
     "class_axis",
-    "class_index_message",
+    "check_class_range",
     "class_index_target",
     "finite_number",
     "integer",
@@ -223,18 +223,21 @@ def class_index_target(
     index = xp.where(valid, target, xp.zeros_like(target))
     if size(target):
         low, high = concrete_float(xp.min(index)), concrete_float(xp.max(index))
-        if low is not None and high is not None and (low < 0 or high >= num_classes):
-            bad = int(low) if low < 0 else int(high)
-            raise TargetIndexError(class_index_message(fn, bad, num_classes, ignore_index))
+        if low is not None and high is not None:
+            check_class_range(fn, int(low), int(high), num_classes, ignore_index)
     return ClassTarget(num_classes, index, valid)
 
 
-def class_index_message(fn: str, bad: int, num_classes: int, ignore_index: object) -> str:
-    """The message for a class index outside ``0..C-1`` that is not ``ignore_index``."""
-    return (
-        f"{fn}: target contains class index {bad}, but input has {num_classes} classes "
-        f"(valid: 0..{num_classes - 1}, or ignore_index={ignore_index})"
-    )
+def check_class_range(fn: str, low: int, high: int, num_classes: int, ignore_index: object) -> None:
+    """Raise :class:`TargetIndexError` unless the smallest and largest class index that is not
+    ``ignore_index``, ``low`` and ``high``, lie in ``0..num_classes-1``."""
+    if low < 0 or high >= num_classes:
+        bad = low if low < 0 else high
+        msg = (
+            f"{fn}: target contains class index {bad}, but input has {num_classes} classes "
+            f"(valid: 0..{num_classes - 1}, or ignore_index={ignore_index})"
+        )
+        raise TargetIndexError(msg)
 
 
 def check_class_weight(

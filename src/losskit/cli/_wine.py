@@ -1,6 +1,6 @@
-"""Softmax regression on scikit-learn's wine data, trained with plain NumPy and
-``losskit.value_and_grad``: the engine of ``examples/softmax_regression.py`` and of
-``losskit demo wine``.
+"""``losskit demo wine``: softmax regression on scikit-learn's wine data, trained with plain
+NumPy and ``losskit.value_and_grad`` on several objectives (the classifier of
+``examples/softmax_regression.py``, which writes its loop out for cross-entropy alone).
 
 The wine data set ships inside scikit-learn (nothing is downloaded): 178 wines, 13 chemical
 measurements each, from 3 cultivars. A linear model gives logits ``X @ W + b``; an objective
@@ -16,10 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._cross_entropy import cross_entropy
-from ._grad import value_and_grad
-from ._regression import mse_loss
-from ._softmax import softmax
+from .. import cross_entropy, mse_loss, softmax, value_and_grad
 
 __all__ = ["History", "softmax_mse", "train", "wine_split"]
 

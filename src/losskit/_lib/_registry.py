@@ -1,0 +1,250 @@
+"""The loss registry: one entry per public loss, holding every fact about it once.
+
+A family module declares each loss with :func:`loss` (and each differentiable function that
+is not a loss, such as ``softmax`` or a margin transform, with :func:`transform`). The
+decorator turns the implementation, which takes the public arguments plus a keyword ``vjp``
+and returns a :class:`~._vjp.Result`, into the public function (whose signature lacks
+``vjp``), and records an :class:`Entry`: the name and family, the implementation as the
+gradient rule, the positional arrays and which of them it differentiates, and what the rest
+of losskit needs to know. Everything that concerns every loss reads the entries rather than
+a table of its own: ``value_and_grad`` (the rule), ``losskit.diagnose`` (the misuse checks
+that apply), ``losskit.torch.nn`` (the module of each loss), the ``losskit`` command (arrays,
+options, explainer, curves) and the documentation site (page, peer equivalents).
+
+The registry also holds the one switch of the runtime misuse checks (``losskit.set_checks``):
+a hook that every public call runs first when it is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._compat import Array
+from ._numerics import quiet_floating_point
+from ._vjp import Result
+
+__all__ = [
+    "LEGACY_OPTIONS",
+    "CallHook",
+    "Curve",
+    "Entry",
+    "Equivalents",
+    "Module",
+    "entries",
+    "entry",
+    "entry_of",
+    "loss",
+    "run_call_hook",
+    "set_call_hook",
+    "transform",
+]
+
+LEGACY_OPTIONS = ("size_average", "reduce")
+"""PyTorch's deprecated spellings of ``reduction``: accepted, never offered as options."""
+
+
+@dataclass(frozen=True)
+class Equivalents:
+    """What a user of each peer library calls instead, as Markdown for the documentation."""
+
+    pytorch: str
+    optax: str
+    keras: str
+
+
+@dataclass(frozen=True)
+class Module:
+    """The ``losskit.torch.nn`` module of a loss.
+
+    Its options are the loss's keyword options with the loss's defaults; those annotated as
+    arrays become buffers. ``positional`` lists the options the constructor takes by
+    position, in the order of torch's module of the same ``name`` (a ``drop_in``). A module
+    with ``centers`` owns the class centres of a margin loss as a parameter, built from
+    ``(num_classes, embedding_dim)``, with ``sub_centers`` centres per class (a constructor
+    argument with that default) when it is set.
+    """
+
+    name: str
+    positional: tuple[str, ...] = ()
+    drop_in: bool = False
+    note: str = ""
+    centers: bool = False
+    sub_centers: int | None = None
+
+
+@dataclass(frozen=True)
+class Curve:
+    """What ``losskit plot`` draws for a loss: the ``kind`` of curve (which says what the x
+    axis is and what the loss is given along it) and the plot settings it varies or takes
+    (``("gamma",)``: one curve per focal gamma)."""
+
+    kind: str
+    vary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Every fact about one public loss (or differentiable function)."""
+
+    name: str
+    family: str  # the kind of loss, e.g. "classification"; one family module holds it
+    function: Callable[..., Array]  # the public function
+    rule: Callable[..., Result]  # the implementation: value and vector-Jacobian products
+    argnums: tuple[int, ...]  # the positional arrays the rule differentiates
+    arrays: tuple[str, ...]  # the positional parameters that are arrays
+    is_loss: bool
+    equivalents: Equivalents | None = None
+    module: Module | None = None
+    diagnostics: tuple[str, ...] = ()  # names of the misuse rules of losskit.diagnose
+    explainer: str | None = None  # the step-by-step explainer of ``losskit explain``
+    curve: Curve | None = None
+    docs: str | None = None  # its page, relative to docs/
+
+    @property
+    def signature(self) -> inspect.Signature:
+        """The public signature (without ``vjp``)."""
+        return inspect.signature(self.function)
+
+    def options(self) -> dict[str, Any]:
+        """The keyword options and their defaults, in signature order (the deprecated
+        ``size_average`` and ``reduce`` left out)."""
+        return {
+            name: p.default
+            for name, p in self.signature.parameters.items()
+            if p.kind is p.KEYWORD_ONLY and name not in LEGACY_OPTIONS
+        }
+
+    def array_options(self) -> tuple[str, ...]:
+        """The keyword options that take arrays (class weights, ``pos_weight``, ...)."""
+        parameters = self.signature.parameters
+        return tuple(name for name in self.options() if "Array" in str(parameters[name].annotation))
+
+
+CallHook = Callable[[str, inspect.BoundArguments], None]
+"""``hook(loss_name, bound_arguments)``, run before a public call (``losskit.set_checks``)."""
+
+_ENTRIES: dict[str, Entry] = {}
+_BY_FUNCTION: dict[Callable[..., Any], Entry] = {}
+_CALL_HOOK: list[CallHook | None] = [None]
+
+
+def set_call_hook(hook: CallHook | None) -> CallHook | None:
+    """Run ``hook(loss_name, bound_arguments)`` before every public call from now on (``None``:
+    nothing), from the loss itself and from ``value_and_grad``; returns the previous hook.
+
+    The hook sees the arguments exactly as the caller passed them, bound to the loss's
+    signature, before the loss runs. This is the one switch behind ``losskit.set_checks``.
+    """
+    previous = _CALL_HOOK[0]
+    _CALL_HOOK[0] = hook
+    return previous
+
+
+def run_call_hook(name: str, signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Run the hook, if one is set, on a call of ``name`` with its public ``signature``."""
+    hook = _CALL_HOOK[0]
+    if hook is not None:
+        hook(name, signature.bind(*args, **kwargs))
+
+
+def entries() -> tuple[Entry, ...]:
+    """Every entry, in alphabetical order of the names."""
+    return tuple(_ENTRIES[name] for name in sorted(_ENTRIES))
+
+
+def entry(name: str) -> Entry | None:
+    """The entry of the loss called ``name``; ``None`` if there is none."""
+    return _ENTRIES.get(name)
+
+
+def entry_of(fn: object) -> Entry | None:
+    """The entry whose public function is ``fn``; ``None`` if there is none."""
+    try:
+        return _BY_FUNCTION.get(fn)  # type: ignore[call-overload]
+    except TypeError:  # unhashable
+        return None
+
+
+def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str, ...] | None) -> Callable[[Callable[..., Result]], Any]:
+    def decorate(impl: Callable[..., Result]) -> Any:
+        signature = inspect.signature(impl)
+        name = impl.__name__
+        run = quiet_floating_point(impl)
+
+        @functools.wraps(impl)
+        def public(*args: Any, **kwargs: Any) -> Array:
+            if "vjp" in kwargs:
+                msg = f"{name}() got an unexpected keyword argument 'vjp'"
+                raise TypeError(msg)
+            run_call_hook(name, public.__signature__, args, kwargs)  # type: ignore[attr-defined]
+            return run(*args, **kwargs).value
+
+        public.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p for p in signature.parameters.values() if p.name != "vjp"],
+            return_annotation="Array",
+        )
+        del public.__wrapped__  # type: ignore[attr-defined]
+        positional = [n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        found = Entry(
+            name=name,
+            function=public,
+            rule=impl,
+            argnums=argnums,
+            arrays=tuple(positional) if arrays is None else arrays,
+            **facts,
+        )
+        _ENTRIES[name] = found
+        _BY_FUNCTION[public] = found
+        return public
+
+    return decorate
+
+
+def loss(
+    *,
+    family: str,
+    equivalents: Equivalents,
+    module: Module,
+    curve: Curve,
+    docs: str,
+    argnums: tuple[int, ...] = (0,),
+    arrays: tuple[str, ...] | None = None,
+    diagnostics: tuple[str, ...] = (),
+    explainer: str | None = None,
+) -> Callable[[Callable[..., Result]], Any]:
+    """Make the public function of a loss's implementation and record its :class:`Entry`.
+
+    ``argnums`` lists the positional arguments the implementation can differentiate;
+    ``arrays`` the positional parameters that are arrays (by default all of them). The public
+    function runs with NumPy's floating-point warnings off: losses produce ``inf`` and NaN
+    exactly where PyTorch does, and those are results, not accidents.
+    """
+    facts = {
+        "family": family,
+        "is_loss": True,
+        "equivalents": equivalents,
+        "module": module,
+        "diagnostics": diagnostics,
+        "explainer": explainer,
+        "curve": curve,
+        "docs": docs,
+    }
+    return _register(facts, argnums, arrays)
+
+
+def transform(
+    *,
+    family: str,
+    docs: str,
+    argnums: tuple[int, ...] = (0,),
+    arrays: tuple[str, ...] | None = None,
+    diagnostics: tuple[str, ...] = (),
+) -> Callable[[Callable[..., Result]], Any]:
+    """:func:`loss` for a differentiable function that is not a loss (``softmax``, a margin
+    transform): it has a gradient rule, a page and misuse checks, but no module or curve."""
+    facts = {"family": family, "is_loss": False, "diagnostics": diagnostics, "docs": docs}
+    return _register(facts, argnums, arrays)
