@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._lib._registry import Curve, Equivalents, Module, loss
 from ._lib._vjp import VJP, Result, finish, weigh_and_reduce
 from ._lib._validation import (
@@ -21,9 +23,12 @@ _BCE_GRAD_EPS = 9.999999960041972e-13
 __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 
+# What the registry entries of both binary cross-entropies say.
+_FACTS: dict[str, Any] = {"family": "binary", "argnums": (0, 1), "docs": "losses/binary_cross_entropy.md"}
+
+
 @loss(
-    family="binary",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("BCELoss", ("weight", "size_average", "reduce", "reduction"), drop_in=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.binary_cross_entropy(p, y)`, `torch.nn.BCELoss()`",
@@ -34,17 +39,10 @@ __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
     diagnostics=("logits_as_probabilities",),
     explainer="binary_cross_entropy",
     curve=Curve("probability"),
-    docs="losses/binary_cross_entropy.md",
 )
 def binary_cross_entropy(
-    input: Array,
-    target: Array,
-    *,
-    weight: Array | None = None,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, weight: Array | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean", vjp: VJP | None = None,
 ) -> Result:
     r"""Binary cross-entropy between predicted probabilities and targets.
 
@@ -115,8 +113,7 @@ def binary_cross_entropy(
 
 
 @loss(
-    family="binary",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module(
         "BCEWithLogitsLoss",
         ("weight", "size_average", "reduce", "reduction", "pos_weight"),
@@ -132,19 +129,11 @@ def binary_cross_entropy(
     diagnostics=("probabilities_as_binary_logits", "label_imbalance"),
     explainer="binary_cross_entropy_with_logits",
     curve=Curve("sigmoid"),
-    docs="losses/binary_cross_entropy.md",
 )
 def binary_cross_entropy_with_logits(
-    input: Array,
-    target: Array,
-    *,
-    weight: Array | None = None,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    pos_weight: Array | None = None,
-    label_smoothing: float = 0.0,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, weight: Array | None = None, size_average: bool | None = None,
+    reduce: bool | None = None, reduction: str = "mean", pos_weight: Array | None = None,
+    label_smoothing: float = 0.0, vjp: VJP | None = None,
 ) -> Result:
     r"""Binary cross-entropy on logits: a sigmoid and BCE in one stable step.
 

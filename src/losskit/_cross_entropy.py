@@ -52,17 +52,9 @@ CLASS_LOSS_POSITIONAL = ("weight", "size_average", "ignore_index", "reduce", "re
     docs="losses/cross_entropy.md",
 )
 def cross_entropy(
-    input: Array,
-    target: Array,
-    *,
-    weight: Array | None = None,
-    size_average: bool | None = None,
-    ignore_index: int = -100,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    dim: int = 1,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, weight: Array | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean",
+    label_smoothing: float = 0.0, dim: int = 1, vjp: VJP | None = None,
 ) -> Result:
     r"""Cross-entropy between the softmax of logits and class indices or class probabilities.
 
@@ -163,17 +155,8 @@ def cross_entropy(
 
 
 def class_index_cross_entropy(
-    fn: str,
-    x: Array,
-    target: Array,
-    *,
-    weight: Array | None,
-    ignore_index: object,
-    reduction: str,
-    smoothing: float,
-    axis: int,
-    xp: ModuleType,
-    vjp: VJP | None,
+    fn: str, x: Array, target: Array, *, weight: Array | None, ignore_index: object, reduction: str,
+    smoothing: float, axis: int, xp: ModuleType, vjp: VJP | None,
 ) -> tuple[Array, Array | None]:
     """Softmax cross-entropy of logits ``x`` (float32 or float64, classes along ``axis``)
     against class indices: the reduced value and, when ``vjp`` asks for it, the gradient
@@ -204,15 +187,8 @@ def class_index_cross_entropy(
 
 
 def _probability_target_cross_entropy(
-    input: Array,
-    target: Array,
-    weight: Array | None,
-    ignore_index: object,
-    reduction: str,
-    smoothing: float,
-    axis: int,
-    xp: ModuleType,
-    vjp: VJP | None,
+    input: Array, target: Array, weight: Array | None, ignore_index: object, reduction: str,
+    smoothing: float, axis: int, xp: ModuleType, vjp: VJP | None,
 ) -> Result:
     fn = "cross_entropy"
     if shape_of(target) != shape_of(input):
@@ -276,15 +252,8 @@ def _probability_target_cross_entropy(
     docs="losses/nll_loss.md",
 )
 def nll_loss(
-    input: Array,
-    target: Array,
-    *,
-    weight: Array | None = None,
-    size_average: bool | None = None,
-    ignore_index: int = -100,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    dim: int = 1,
+    input: Array, target: Array, *, weight: Array | None = None, size_average: bool | None = None,
+    ignore_index: int = -100, reduce: bool | None = None, reduction: str = "mean", dim: int = 1,
     vjp: VJP | None = None,
 ) -> Result:
     r"""Negative log-likelihood of class indices, given log-probabilities.

@@ -34,14 +34,8 @@ __all__ = ["kl_div"]
     docs="losses/kl_div.md",
 )
 def kl_div(
-    input: Array,
-    target: Array,
-    *,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    log_target: bool = False,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", log_target: bool = False, vjp: VJP | None = None,
 ) -> Result:
     r"""Kullback-Leibler divergence :math:`KL(t \,\|\, p)` with ``input`` = :math:`\log p`.
 

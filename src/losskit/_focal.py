@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ._lib import _numerics
 from ._lib._validation import (
@@ -33,8 +34,12 @@ def _check_gamma(fn: str, gamma: object) -> float:
     return finite_number(fn, "gamma", gamma, at_least=0)
 
 
+# What the registry entries of both focal losses say.
+_FACTS: dict[str, Any] = {"family": "focal", "docs": "losses/focal.md"}
+
+
 @loss(
-    family="focal",
+    **_FACTS,
     module=Module("SigmoidFocalLoss", note="RetinaNet's loss, with torchvision's values."),
     equivalents=Equivalents(
         pytorch=r"`torchvision.ops.sigmoid_focal_loss(x, y)` (same defaults; NaN gradients for \(\gamma < 1\) at "
@@ -47,15 +52,9 @@ def _check_gamma(fn: str, gamma: object) -> float:
     diagnostics=("probabilities_as_binary_logits",),
     explainer="sigmoid_focal_loss",
     curve=Curve("sigmoid", vary=("alpha", "gamma")),
-    docs="losses/focal.md",
 )
 def sigmoid_focal_loss(
-    inputs: Array,
-    targets: Array,
-    *,
-    alpha: float = 0.25,
-    gamma: float = 2.0,
-    reduction: str = "none",
+    inputs: Array, targets: Array, *, alpha: float = 0.25, gamma: float = 2.0, reduction: str = "none",
     vjp: VJP | None = None,
 ) -> Result:
     r"""Sigmoid focal loss of RetinaNet, for binary and multi-label detection.
@@ -141,7 +140,7 @@ def sigmoid_focal_loss(
 
 
 @loss(
-    family="focal",
+    **_FACTS,
     module=Module("FocalLoss", note="Multi-class (softmax); a per-class ``alpha`` is a buffer."),
     equivalents=Equivalents(
         pytorch="none in core or torchvision (only the sigmoid version, below)",
@@ -153,18 +152,10 @@ def sigmoid_focal_loss(
     diagnostics=("probabilities_as_logits", "one_hot_target", "class_imbalance"),
     explainer="focal_loss",
     curve=Curve("softmax", vary=("gamma",)),
-    docs="losses/focal.md",
 )
 def focal_loss(
-    input: Array,
-    target: Array,
-    *,
-    gamma: float = 2.0,
-    alpha: float | Array | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    dim: int = 1,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, gamma: float = 2.0, alpha: float | Array | None = None,
+    ignore_index: int = -100, reduction: str = "mean", dim: int = 1, vjp: VJP | None = None,
 ) -> Result:
     r"""Multi-class (softmax) focal loss with class indices.
 

@@ -233,15 +233,8 @@ def _transform(
 
 @transform(family="margin", docs="losses/margin.md", diagnostics=("margin_in_degrees",))
 def additive_angular_margin(
-    cosine: Array,
-    target: Array,
-    *,
-    margin: float = 0.5,
-    scale: float = 64.0,
-    ignore_index: int = -100,
-    fallback: str = "cosface",
-    gradient: str = "exact",
-    vjp: VJP | None = None,
+    cosine: Array, target: Array, *, margin: float = 0.5, scale: float = 64.0, ignore_index: int = -100,
+    fallback: str = "cosface", gradient: str = "exact", vjp: VJP | None = None,
 ) -> Result:
     r"""ArcFace's additive angular margin on cosine logits: the target angle grows by ``margin``.
 
@@ -302,12 +295,7 @@ def additive_angular_margin(
 
 @transform(family="margin", docs="losses/margin.md")
 def additive_cosine_margin(
-    cosine: Array,
-    target: Array,
-    *,
-    margin: float = 0.35,
-    scale: float = 64.0,
-    ignore_index: int = -100,
+    cosine: Array, target: Array, *, margin: float = 0.35, scale: float = 64.0, ignore_index: int = -100,
     vjp: VJP | None = None,
 ) -> Result:
     r"""CosFace / AM-Softmax's additive cosine margin: the target cosine drops by ``margin``.
@@ -359,15 +347,8 @@ def additive_cosine_margin(
 
 @transform(family="margin", docs="losses/margin.md")
 def multiplicative_angular_margin(
-    cosine: Array,
-    target: Array,
-    *,
-    margin: int = 4,
-    scale: float = 1.0,
-    lambda_: float = 0.0,
-    ignore_index: int = -100,
-    gradient: str = "exact",
-    vjp: VJP | None = None,
+    cosine: Array, target: Array, *, margin: int = 4, scale: float = 1.0, lambda_: float = 0.0,
+    ignore_index: int = -100, gradient: str = "exact", vjp: VJP | None = None,
 ) -> Result:
     r"""L-Softmax / SphereFace's multiplicative angular margin: the target angle is multiplied.
 
@@ -429,17 +410,8 @@ def multiplicative_angular_margin(
 
 @transform(family="margin", docs="losses/margin.md")
 def combined_margin(
-    cosine: Array,
-    target: Array,
-    *,
-    m1: float = 1.0,
-    m2: float = 0.0,
-    m3: float = 0.0,
-    scale: float = 64.0,
-    ignore_index: int = -100,
-    fallback: str = "cosface",
-    gradient: str = "exact",
-    vjp: VJP | None = None,
+    cosine: Array, target: Array, *, m1: float = 1.0, m2: float = 0.0, m3: float = 0.0, scale: float = 64.0,
+    ignore_index: int = -100, fallback: str = "cosface", gradient: str = "exact", vjp: VJP | None = None,
 ) -> Result:
     r"""The combined margin of insightface: multiplicative, additive angular and cosine at once.
 

@@ -234,9 +234,12 @@ def sphereface_lambda(
     return max(lambda_min, base * (1 + gamma * step) ** -power)
 
 
+# What every margin loss's registry entry says.
+_FACTS: dict[str, Any] = {"family": "margin", "argnums": (0, 1), "explainer": "margin", "docs": "losses/margin.md"}
+
+
 @loss(
-    family="margin",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("ArcFaceLoss", centers=True, note="``margin`` is in radians (pytorch-metric-learning's ``ArcFaceLoss`` takes degrees)."),
     equivalents=Equivalents(
         pytorch="`pytorch_metric_learning.losses.ArcFaceLoss(C, D, margin=28.6, scale=64)` (margin in degrees, owns W as `(D, C)`)",
@@ -244,24 +247,12 @@ def sphereface_lambda(
         keras="none",
     ),
     diagnostics=("centers_transposed", "margin_in_degrees"),
-    explainer="margin",
     curve=Curve("angle", vary=("fallback",)),
-    docs="losses/margin.md",
 )
 def arcface_loss(
-    embeddings: Array,
-    centers: Array,
-    target: Array,
-    *,
-    scale: float = 64.0,
-    margin: float = 0.5,
-    fallback: str = "cosface",
-    gradient: str = "exact",
-    weight: Array | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    vjp: VJP | None = None,
+    embeddings: Array, centers: Array, target: Array, *, scale: float = 64.0, margin: float = 0.5,
+    fallback: str = "cosface", gradient: str = "exact", weight: Array | None = None,
+    ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0, vjp: VJP | None = None,
 ) -> Result:
     r"""ArcFace: cross-entropy over scaled cosines, with an additive angular margin at the target.
 
@@ -328,8 +319,7 @@ def arcface_loss(
 
 
 @loss(
-    family="margin",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("CosFaceLoss", centers=True),
     equivalents=Equivalents(
         pytorch="`pytorch_metric_learning.losses.CosFaceLoss(num_classes=C, embedding_size=D, margin=0.35, scale=64)`",
@@ -337,22 +327,12 @@ def arcface_loss(
         keras="none",
     ),
     diagnostics=("centers_transposed",),
-    explainer="margin",
     curve=Curve("angle"),
-    docs="losses/margin.md",
 )
 def cosface_loss(
-    embeddings: Array,
-    centers: Array,
-    target: Array,
-    *,
-    scale: float = 64.0,
-    margin: float = 0.35,
-    weight: Array | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    vjp: VJP | None = None,
+    embeddings: Array, centers: Array, target: Array, *, scale: float = 64.0, margin: float = 0.35,
+    weight: Array | None = None, ignore_index: int = -100, reduction: str = "mean",
+    label_smoothing: float = 0.0, vjp: VJP | None = None,
 ) -> Result:
     r"""CosFace / AM-Softmax: cross-entropy over scaled cosines, the target's lowered by a margin.
 
@@ -410,8 +390,7 @@ def cosface_loss(
 
 
 @loss(
-    family="margin",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module(
         "SphereFaceLoss",
         centers=True,
@@ -423,24 +402,12 @@ def cosface_loss(
         keras="none",
     ),
     diagnostics=("centers_transposed",),
-    explainer="margin",
     curve=Curve("angle", vary=("lambda_",)),
-    docs="losses/margin.md",
 )
 def sphereface_loss(
-    embeddings: Array,
-    centers: Array,
-    target: Array,
-    *,
-    margin: int = 4,
-    scale: float = 1.0,
-    lambda_: float = 0.0,
-    gradient: str = "exact",
-    weight: Array | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    vjp: VJP | None = None,
+    embeddings: Array, centers: Array, target: Array, *, margin: int = 4, scale: float = 1.0,
+    lambda_: float = 0.0, gradient: str = "exact", weight: Array | None = None, ignore_index: int = -100,
+    reduction: str = "mean", label_smoothing: float = 0.0, vjp: VJP | None = None,
 ) -> Result:
     r"""SphereFace (A-Softmax): L-Softmax on unit-length class centres.
 
@@ -508,8 +475,7 @@ def sphereface_loss(
 
 
 @loss(
-    family="margin",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("LargeMarginSoftmaxLoss", centers=True, note="The centres are the bias-free classifier weight."),
     equivalents=Equivalents(
         pytorch="`pytorch_metric_learning.losses.LargeMarginSoftmaxLoss(C, D, margin=4, scale=1)`",
@@ -517,24 +483,12 @@ def sphereface_loss(
         keras="none",
     ),
     diagnostics=("centers_transposed",),
-    explainer="margin",
     curve=Curve("angle", vary=("lambda_",)),
-    docs="losses/margin.md",
 )
 def large_margin_softmax_loss(
-    embeddings: Array,
-    centers: Array,
-    target: Array,
-    *,
-    margin: int = 4,
-    scale: float = 1.0,
-    lambda_: float = 0.0,
-    gradient: str = "exact",
-    weight: Array | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    vjp: VJP | None = None,
+    embeddings: Array, centers: Array, target: Array, *, margin: int = 4, scale: float = 1.0,
+    lambda_: float = 0.0, gradient: str = "exact", weight: Array | None = None, ignore_index: int = -100,
+    reduction: str = "mean", label_smoothing: float = 0.0, vjp: VJP | None = None,
 ) -> Result:
     r"""L-Softmax: softmax cross-entropy of a bias-free linear layer, the target angle multiplied.
 
@@ -601,8 +555,7 @@ def large_margin_softmax_loss(
 
 
 @loss(
-    family="margin",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("SubCenterArcFaceLoss", centers=True, sub_centers=3),
     equivalents=Equivalents(
         pytorch="`pytorch_metric_learning.losses.SubCenterArcFaceLoss(num_classes=C, embedding_size=D, sub_centers=K)`",
@@ -610,24 +563,12 @@ def large_margin_softmax_loss(
         keras="none",
     ),
     diagnostics=("margin_in_degrees",),
-    explainer="margin",
     curve=Curve("angle", vary=("fallback",)),
-    docs="losses/margin.md",
 )
 def subcenter_arcface_loss(
-    embeddings: Array,
-    centers: Array,
-    target: Array,
-    *,
-    scale: float = 64.0,
-    margin: float = 0.5,
-    fallback: str = "cosface",
-    gradient: str = "exact",
-    weight: Array | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    vjp: VJP | None = None,
+    embeddings: Array, centers: Array, target: Array, *, scale: float = 64.0, margin: float = 0.5,
+    fallback: str = "cosface", gradient: str = "exact", weight: Array | None = None,
+    ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0, vjp: VJP | None = None,
 ) -> Result:
     r"""Sub-center ArcFace: ArcFace where each class keeps ``K`` centres and its nearest counts.
 

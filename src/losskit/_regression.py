@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 from types import ModuleType
 
 from ._lib._registry import Curve, Equivalents, Module, loss
@@ -77,28 +78,25 @@ def _torch_sign(z: Array, xp: ModuleType) -> Array:
     return xp.where(xp.isnan(z), xp.zeros_like(s), s)
 
 
+# What every regression loss's registry entry says.
+_FACTS: dict[str, Any] = {
+    "family": "regression", "argnums": (0, 1), "explainer": "regression", "docs": "losses/regression.md"
+}
+
+
 @loss(
-    family="regression",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("L1Loss", _TORCH_POSITIONAL, drop_in=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.l1_loss(pred, y)`, `torch.nn.L1Loss()`",
         optax="none; `jnp.abs(pred - y).mean()`",
         keras="`keras.losses.MeanAbsoluteError()(y, pred)`",
     ),
-    explainer="regression",
     curve=Curve("error"),
-    docs="losses/regression.md",
 )
 def l1_loss(
-    input: Array,
-    target: Array,
-    *,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    weight: Array | None = None,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Array | None = None, vjp: VJP | None = None,
 ) -> Result:
     r"""Mean absolute error.
 
@@ -154,27 +152,18 @@ def l1_loss(
 
 
 @loss(
-    family="regression",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("MSELoss", _TORCH_POSITIONAL, drop_in=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.mse_loss(pred, y)`, `torch.nn.MSELoss()`",
         optax="`optax.squared_error(pred, y).mean()` (`optax.l2_loss` is half of it)",
         keras="`keras.losses.MeanSquaredError()(y, pred)`",
     ),
-    explainer="regression",
     curve=Curve("error"),
-    docs="losses/regression.md",
 )
 def mse_loss(
-    input: Array,
-    target: Array,
-    *,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    weight: Array | None = None,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", weight: Array | None = None, vjp: VJP | None = None,
 ) -> Result:
     r"""Mean squared error.
 
@@ -226,27 +215,18 @@ def mse_loss(
 
 
 @loss(
-    family="regression",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("SmoothL1Loss", (*_TORCH_POSITIONAL, "beta"), drop_in=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.smooth_l1_loss(pred, y, beta=b)`, `torch.nn.SmoothL1Loss()`",
         optax="`optax.huber_loss(pred, y, delta=b).mean() / b`",
         keras="`keras.losses.Huber(delta=b)(y, pred) / b`",
     ),
-    explainer="regression",
     curve=Curve("error", vary=("beta",)),
-    docs="losses/regression.md",
 )
 def smooth_l1_loss(
-    input: Array,
-    target: Array,
-    *,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
-    beta: float = 1.0,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, size_average: bool | None = None, reduce: bool | None = None,
+    reduction: str = "mean", beta: float = 1.0, vjp: VJP | None = None,
 ) -> Result:
     r"""Smooth L1 loss: quadratic near zero, linear beyond ``beta``.
 
@@ -313,26 +293,18 @@ def smooth_l1_loss(
 
 
 @loss(
-    family="regression",
-    argnums=(0, 1),
+    **_FACTS,
     module=Module("HuberLoss", ("reduction", "delta"), drop_in=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.huber_loss(pred, y, delta=d)`, `torch.nn.HuberLoss()`",
         optax="`optax.huber_loss(pred, y, delta=d).mean()`",
         keras="`keras.losses.Huber(delta=d)(y, pred)`",
     ),
-    explainer="regression",
     curve=Curve("error", vary=("delta",)),
-    docs="losses/regression.md",
 )
 def huber_loss(
-    input: Array,
-    target: Array,
-    *,
-    reduction: str = "mean",
-    delta: float = 1.0,
-    weight: Array | None = None,
-    vjp: VJP | None = None,
+    input: Array, target: Array, *, reduction: str = "mean", delta: float = 1.0,
+    weight: Array | None = None, vjp: VJP | None = None,
 ) -> Result:
     r"""Huber loss: quadratic near zero, linear with slope ``delta`` beyond it.
 

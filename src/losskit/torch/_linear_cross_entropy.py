@@ -53,20 +53,10 @@ class LinearCrossEntropyStats(NamedTuple):
 
 
 def linear_cross_entropy(
-    input: Tensor,
-    linear_weight: Tensor,
-    target: Tensor,
-    *,
-    linear_bias: Tensor | None = None,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    logit_scale: float = 1.0,
-    shift: bool = False,
-    chunk_size: int | None = None,
+    input: Tensor, linear_weight: Tensor, target: Tensor, *, linear_bias: Tensor | None = None,
+    weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
+    label_smoothing: float = 0.0, z_loss: float = 0.0, softcap: float | None = None,
+    logit_scale: float = 1.0, shift: bool = False, chunk_size: int | None = None,
     return_stats: bool = False,
 ) -> Tensor | LinearCrossEntropyStats:
     r"""Cross-entropy of a linear layer's logits, computed in chunks without the N x V logits.

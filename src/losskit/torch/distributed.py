@@ -153,24 +153,11 @@ def _check_int(fn: str, name: str, value: object) -> int:
 
 
 def vocab_parallel_linear_cross_entropy(
-    input: Tensor,
-    local_linear_weight: Tensor,
-    target: Tensor,
-    *,
-    vocab_start: int,
-    group: Any = None,
-    linear_bias: Tensor | None = None,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    softcap: float | None = None,
-    logit_scale: float = 1.0,
-    shift: bool = False,
-    chunk_size: int | None = None,
-    return_stats: bool = False,
-    validate: bool = True,
+    input: Tensor, local_linear_weight: Tensor, target: Tensor, *, vocab_start: int, group: Any = None,
+    linear_bias: Tensor | None = None, weight: Tensor | None = None, ignore_index: int = -100,
+    reduction: str = "mean", label_smoothing: float = 0.0, z_loss: float = 0.0,
+    softcap: float | None = None, logit_scale: float = 1.0, shift: bool = False,
+    chunk_size: int | None = None, return_stats: bool = False, validate: bool = True,
 ) -> Tensor | LinearCrossEntropyStats:
     r""":func:`losskit.torch.linear_cross_entropy` with the output layer split by vocabulary
     across the ranks of ``group``.
@@ -353,17 +340,9 @@ class _VocabParallelLogits(torch.autograd.Function):
 
 
 def vocab_parallel_cross_entropy(
-    local_logits: Tensor,
-    target: Tensor,
-    *,
-    vocab_start: int,
-    group: Any = None,
-    weight: Tensor | None = None,
-    ignore_index: int = -100,
-    reduction: str = "mean",
-    label_smoothing: float = 0.0,
-    z_loss: float = 0.0,
-    validate: bool = True,
+    local_logits: Tensor, target: Tensor, *, vocab_start: int, group: Any = None,
+    weight: Tensor | None = None, ignore_index: int = -100, reduction: str = "mean",
+    label_smoothing: float = 0.0, z_loss: float = 0.0, validate: bool = True,
 ) -> Tensor:
     r"""Cross-entropy of logits split by vocabulary across the ranks of ``group``.
 
