@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from _harness import MIB, append_rows, fixed_mmap_threshold, peak_extra_bytes, report
 
 from losskit.torch import linear_cross_entropy
-from losskit.torch._linear_cross_entropy import _default_chunk_rows
+from losskit.torch._chunks import default_chunk_rows
 
 SHAPES = [(4096, 1024, 32768), (2048, 1024, 128256)]
 
@@ -66,7 +66,7 @@ def providers(n: int, h: int, v: int) -> dict[str, Callable[[], object]]:
             torch.mm(zt_out.t(), w, out=dx_out)
             torch.mm(zt_out, x, out=dw_out)
 
-    rows = _default_chunk_rows(n, h, v, x.element_size())
+    rows = default_chunk_rows(n, h, v, x.element_size())
     kept: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def floor_chunked() -> None:

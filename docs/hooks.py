@@ -91,8 +91,10 @@ def render(markdown: str, nav: list[Any]) -> str:
         return table + match.group(0)
 
     markdown = re.sub(r"^::: losskit\.(\w+)$", equivalents, markdown, flags=re.M)
-    markdown = markdown.replace("<!-- registry: loss pages -->\n", _page_rows(nav))
-    return markdown.replace("<!-- registry: diagnostics -->\n", _diagnostic_rows())
+    for marker, rows in (("loss pages", lambda: _page_rows(nav)), ("diagnostics", _diagnostic_rows)):
+        if f"<!-- registry: {marker} -->\n" in markdown:
+            markdown = markdown.replace(f"<!-- registry: {marker} -->\n", rows())
+    return markdown
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:

@@ -133,3 +133,97 @@ def test_numpy_floating_point_warnings_stay_silenced(backend: str) -> None:
     b = BACKENDS[backend]
     out = lk.binary_cross_entropy(b.asarray(np.array([0.0])), b.asarray(np.array([1.0])))
     assert float(b.to_numpy(out)) == 100.0
+
+
+# A loss added the way CONTRIBUTING.md says, its function and entry and nothing else, in a
+# process of its own: every layer that concerns all losses takes it up.
+NEW_LOSS = '''
+from __future__ import annotations
+
+import json, sys, tempfile, pathlib
+import numpy as np, torch
+import losskit as lk
+from losskit._lib._compat import namespace
+from losskit._lib._reduction import resolve_reduction
+from losskit._lib._registry import Curve, Equivalents, Module, loss
+from losskit._lib._validation import paired_floats
+from losskit._lib._vjp import finish, weigh_and_reduce
+from losskit._lib._compat import Array
+
+
+@loss(
+    family="regression",
+    argnums=(0, 1),
+    module=Module("HalfMSELoss", ("reduction",)),
+    equivalents=Equivalents(pytorch="`0.5 * F.mse_loss(x, y)`", optax="`optax.l2_loss(x, y).mean()`", keras="none"),
+    curve=Curve("error"),
+    docs="losses/half_mse.md",
+)
+def half_mse_loss(input: Array, target: Array, *, reduction: str = "mean", vjp=None):
+    """Half the squared error.
+
+    Parameters
+    ----------
+    input : array
+        Predictions.
+    target : array
+        Targets.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        The reduction.
+    """
+    fn = "half_mse_loss"
+    xp = namespace(fn, input=input, target=target)
+    reduction = resolve_reduction(fn, reduction)
+    x, y, out_dtype = paired_floats(fn, input, target, xp)
+    z = x - y
+    value, u = weigh_and_reduce(fn, 0.5 * z * z, None, reduction, vjp, xp)
+    return finish(xp, value, out_dtype, vjp, {} if u is None else {0: u * z, 1: -u * z}, (input, target))
+
+
+import losskit.torch.nn as lknn
+from losskit.cli import main
+from losskit.cli._curves import CURVES, PlotSettings
+
+found = {}
+value, grad = lk.value_and_grad(half_mse_loss)(np.array([1.0, 3.0]), np.array([0.0, 0.0]))
+found["value_and_grad"] = [float(value), grad.tolist()]
+found["module"] = float(lknn.HalfMSELoss("sum")(torch.tensor([1.0, 3.0]), torch.zeros(2)))
+found["diagnose"] = lk.diagnose("half_mse_loss", np.ones(2), np.zeros(2))
+(curve,) = CURVES["half_mse_loss"](PlotSettings())
+found["curve"] = curve.label
+found["check"] = main(["check", "half_mse_loss", "--input", "[1, 3]", "--target", "[0, 0]", "--reduction", "sum"])
+png = pathlib.Path(tempfile.mkdtemp()) / "half.png"
+found["plot"] = main(["plot", "half_mse_loss", "--out", str(png)])
+sys.path.insert(0, sys.argv[1])
+import hooks
+import yaml
+nav = yaml.safe_load((pathlib.Path(sys.argv[1]).parent / "mkdocs.yml").read_text())["nav"]
+before = json.loads(json.dumps(nav))
+config = hooks.on_config({"nav": nav})
+found["nav"] = [before, config["nav"]]
+found["page"] = hooks.render("## `half_mse_loss`\\n\\n::: losskit.half_mse_loss\\n", config["nav"])
+print(json.dumps(found))
+'''
+
+
+def test_a_new_loss_reaches_every_layer_through_its_entry(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "new_loss.py"
+    script.write_text(NEW_LOSS)
+    done = subprocess.run([sys.executable, str(script), str(DOCS)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    *printed, last = done.stdout.strip().splitlines()
+    found = json.loads(last)
+    assert found["value_and_grad"] == [2.5, [0.5, 1.5]]
+    assert found["module"] == 5.0
+    assert found["diagnose"] == []
+    assert found["curve"] == "half_mse_loss"
+    assert (found["check"], found["plot"]) == (0, 0)
+    assert "half_mse_loss: no problems found" in printed
+    before, after = found["nav"]  # the page of the new loss joins the Losses section, at its end
+    (losses,) = [item["Losses"] for item in before if "Losses" in item]
+    assert after == [{"Losses": [*losses, "losses/half_mse.md"]} if "Losses" in item else item for item in before]
+    assert "| optax | `optax.l2_loss(x, y).mean()` |" in found["page"]

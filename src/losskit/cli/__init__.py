@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import __version__
-from .._lib._registry import entry
+from .._lib._registry import entries, entry
 from .._margin import FALLBACKS
 from ._curves import CURVES, PlotSettings
 from ._explain import explainable
@@ -39,12 +39,12 @@ class _Parser(argparse.ArgumentParser):
 _JSON_NUMBERS = "; strict JSON: NaN is null, infinities are the strings \"inf\" and \"-inf\""
 
 
-def _add_loss_parsers(command: argparse.ArgumentParser, json_help: str) -> None:
-    """One sub-command per loss, with that loss's arrays and every option it takes."""
+def _add_loss_parsers(command: argparse.ArgumentParser, names: list[str], json_help: str) -> None:
+    """One sub-command per loss of ``names``, with that loss's arrays and every option it takes."""
     losses = command.add_subparsers(
         dest="loss", metavar="LOSS", required=True, title="losses", help="the loss to work with"
     )
-    for name in explainable():
+    for name in names:
         found = entry(name)
         fn = found.function  # type: ignore[union-attr]
         docs = parameter_docs(fn)
@@ -95,9 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", title="commands", help="what to do (default: tour)"
     )
-    for name, summary_line, description, json_help in (
+    for name, losses, summary_line, description, json_help in (
         (
             "explain",
+            explainable(),
             "compute a loss step by step for the numbers given",
             "Show the formula, every intermediate (softmax per row, the picked probability, -log, "
             "weights, ...; for the margin losses first the cosines, the target angle and its margin "
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "check",
+            [e.name for e in entries() if e.is_loss],
             "look for the usual mistakes in a loss call",
             "Run losskit.diagnose on a loss call: probabilities where logits belong, one-hot targets, "
             "unnormalised rows, kl_div's 'mean', class imbalance, an ArcFace margin in degrees, "
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     ):
         _add_loss_parsers(
-            commands.add_parser(name, help=summary_line, description=description), json_help
+            commands.add_parser(name, help=summary_line, description=description), losses, json_help
         )
     _add_plot_parser(commands)
     tour = commands.add_parser(

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from .. import cross_entropy, diagnose, focal_loss, value_and_grad
 from .._lib._registry import entry
-from .._misuse import Finding
+from .._misuse import Finding, loss_arrays
 from ._curves import PlotSettings
 from ._explain import Explanation, explain, finding_json
 from ._inputs import UsageError, loss_options
@@ -151,11 +151,23 @@ def _render_explanation(console: Console, e: Explanation) -> None:
         console.print(_finding_text(finding))
 
 
+def _refusal(loss: str, x: np.ndarray, t: np.ndarray | None, options: dict[str, Any]) -> str | None:
+    """The loss's own refusal of the call, in one line; ``None`` when it takes the call."""
+    found = entry(loss)
+    arrays, rest = loss_arrays("check", found, x, t, options)  # type: ignore[arg-type]
+    try:
+        found.function(*arrays, **rest)  # type: ignore[union-attr]
+    except (ValueError, TypeError) as error:
+        return _one_line(error)
+    return None
+
+
 def _check_command(args: argparse.Namespace) -> int:
     x, t, options = _loss_call(args)
     findings = diagnose(args.loss, x, t, **options)
-    if not findings:  # the loss may still refuse the call: a usage error, not "no problems"
-        _explained(args)
+    refusal = _refusal(args.loss, x, t, options)
+    if not findings and refusal is not None:  # a usage error, not "no problems"
+        raise UsageError(refusal)
     if args.json:
         _print_json([finding_json(f) for f in findings])
     else:
@@ -164,11 +176,8 @@ def _check_command(args: argparse.Namespace) -> int:
             console.print(_finding_text(finding))
         if not findings:
             console.print(f"{args.loss}: no problems found")
-    if findings:  # and the loss's own refusal, if any, which the findings may not explain
-        try:
-            explain(args.loss, x, t, **options)
-        except (ValueError, TypeError) as error:
-            print(f"losskit check {args.loss}: the loss refuses this call: {_one_line(error)}", file=sys.stderr)
+    if refusal is not None:  # with findings: the loss's own refusal, which they may not explain
+        print(f"losskit check {args.loss}: the loss refuses this call: {refusal}", file=sys.stderr)
     return 1 if findings else 0
 
 
