@@ -39,6 +39,14 @@ class LossModule(nn.Module):
     to them later is one too. The constructor takes by position the options torch's module
     of the same name takes so, in its order. PyTorch's legacy ``size_average`` and
     ``reduce`` are mapped to ``reduction`` once, here, with torch's ``DeprecationWarning``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losskit.torch.nn import CrossEntropyLoss
+    >>> criterion = CrossEntropyLoss(torch.tensor([1.0, 2.0, 1.0]), label_smoothing=0.1)
+    >>> criterion(torch.randn(4, 3), torch.tensor([0, 1, 2, 1])).shape
+    torch.Size([])
     """
 
     entry: ClassVar[Entry]
@@ -105,6 +113,15 @@ class CenterLossModule(LossModule):
     ``embedding_dim ** -0.5``, so that each centre has a length near one. The sizes must be
     positive ints, and the options pass the function's own checks when the module is built,
     not first at ``forward``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from losskit.torch.nn import ArcFaceLoss
+    >>> head = ArcFaceLoss(10, 32, scale=30.0)
+    >>> head(torch.randn(8, 32), torch.randint(0, 10, (8,))).backward()
+    >>> head.centers.grad.shape
+    torch.Size([10, 32])
     """
 
     def __init__(
