@@ -27,16 +27,16 @@ from ._lib._reduction import (
 )
 from ._lib._softmax_ce import ClassCrossEntropy
 
-__all__ = ["CLASS_LOSS_POSITIONAL", "class_index_cross_entropy", "cross_entropy", "nll_loss", "softmax_entropy"]
+__all__ = ["class_index_cross_entropy", "cross_entropy", "nll_loss", "softmax_entropy"]
 
-CLASS_LOSS_POSITIONAL = ("weight", "size_average", "ignore_index", "reduce", "reduction")
+_CLASS_LOSS_POSITIONAL = ("weight", "size_average", "ignore_index", "reduce", "reduction")
 """The options ``torch.nn.CrossEntropyLoss`` and ``torch.nn.NLLLoss`` take by position."""
 
 
 @loss(
     family="classification",
     argnums=(0, 1),
-    module=Module("CrossEntropyLoss", (*CLASS_LOSS_POSITIONAL, "label_smoothing"), drop_in=True),
+    module=Module("CrossEntropyLoss", (*_CLASS_LOSS_POSITIONAL, "label_smoothing"), drop_in=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.cross_entropy(x, y)`, `torch.nn.CrossEntropyLoss()` (same options and values)",
         optax="`optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()`; probability targets: "
@@ -234,7 +234,7 @@ def _probability_target_cross_entropy(
 
 @loss(
     family="classification",
-    module=Module("NLLLoss", CLASS_LOSS_POSITIONAL, drop_in=True),
+    module=Module("NLLLoss", _CLASS_LOSS_POSITIONAL, drop_in=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.nll_loss(log_probs, y)`, `torch.nn.NLLLoss()`",
         optax="none; `-jnp.take_along_axis(log_probs, labels[:, None], axis=1).mean()`",

@@ -24,7 +24,6 @@ from ._lib._vjp import VJP, Result, finish, upstream
 
 __all__ = [
     "FALLBACKS",
-    "GRADIENTS",
     "Margin",
     "MarginLogits",
     "additive_angular",
@@ -39,7 +38,7 @@ __all__ = [
 ]
 
 FALLBACKS = ("cosface", "easy", "none")
-GRADIENTS = ("exact", "straight_through")
+_GRADIENTS = ("exact", "straight_through")
 
 
 class Margin(NamedTuple):
@@ -157,8 +156,8 @@ def _policy(fn: str, fallback: object, gradient: object) -> tuple[str, str]:
     if fallback not in FALLBACKS:
         msg = f"{fn}: fallback must be one of {', '.join(map(repr, FALLBACKS))}, got {fallback!r}"
         raise ValueError(msg)
-    if gradient not in GRADIENTS:
-        msg = f"{fn}: gradient must be one of {', '.join(map(repr, GRADIENTS))}, got {gradient!r}"
+    if gradient not in _GRADIENTS:
+        msg = f"{fn}: gradient must be one of {', '.join(map(repr, _GRADIENTS))}, got {gradient!r}"
         raise ValueError(msg)
     return fallback, gradient  # type: ignore[return-value]
 

@@ -20,7 +20,7 @@ from .. import additive_angular_margin, additive_cosine_margin
 from .._lib._registry import Entry, entry
 from .._margin_losses import BOTH_NORMS, EMBEDDING_NORM, FIXED, HEADS, MarginHead
 
-__all__ = ["Cosines", "MarginLoss", "cosines", "margin_head", "margin_losses"]
+__all__ = ["Cosines", "MarginLoss", "cosines", "margin_head"]
 
 # Rows shorter than this are divided by it instead, as the losses (and F.normalize) do.
 _MIN_NORM = 1e-12
@@ -83,11 +83,6 @@ class MarginLoss:
 def margin_head(loss: str) -> MarginLoss:
     """The margin loss called ``loss``, taken apart."""
     return MarginLoss(entry(loss), HEADS[loss])  # type: ignore[arg-type]
-
-
-def margin_losses() -> tuple[str, ...]:
-    """The names of the margin losses."""
-    return tuple(HEADS)
 
 
 @dataclass(frozen=True)

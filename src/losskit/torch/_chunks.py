@@ -30,7 +30,6 @@ __all__ = [
     "Vocabulary",
     "default_chunk_rows",
     "mean_scale",
-    "single_pass",
     "walk",
 ]
 
@@ -74,7 +73,7 @@ class ChunkResult(NamedTuple):
     grad: Tensor | None  # d loss / d logits, scaled by the upstream gradient
 
 
-def single_pass(
+def _single_pass(
     z: Tensor,
     labels: Tensor,
     terms: ClassCrossEntropy,
@@ -117,7 +116,7 @@ class Vocabulary(NamedTuple):
     process group shares (``losskit.torch.distributed``)."""
 
     total: int
-    chunk_pass: Callable[..., ChunkResult | None] = single_pass
+    chunk_pass: Callable[..., ChunkResult | None] = _single_pass
     reduce_input_grad: Callable[[Tensor], Tensor] = lambda g: g
 
 

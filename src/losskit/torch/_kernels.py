@@ -16,7 +16,7 @@ import torch
 
 from .._lib._numerics import SoftmaxGrad
 
-__all__ = ["LN2", "LOG2E", "ShiftedExp", "columns", "exp_to_gradient", "plain_exp", "plain_stats", "shifted_exp"]
+__all__ = ["LOG2E", "ShiftedExp", "columns", "exp_to_gradient", "plain_exp", "plain_stats", "shifted_exp"]
 
 Tensor = torch.Tensor
 
@@ -24,8 +24,8 @@ Tensor = torch.Tensor
 _SCRATCH_ELEMENTS = 1 << 22
 # The kernel walks the classes in blocks of about this many elements.
 _BLOCK_ELEMENTS = 1 << 20
-LN2 = math.log(2)
-LOG2E = 1 / LN2
+_LN2 = math.log(2)
+LOG2E = 1 / _LN2
 
 
 class ShiftedExp(NamedTuple):
@@ -103,7 +103,7 @@ def shifted_exp(
         for block in blocks:
             spread.sub_(torch.special.entr(block).sum(0))
     if in_bits:
-        peak, picked, dot = peak * LN2, picked * LN2, None if dot is None else dot * LN2
+        peak, picked, dot = peak * _LN2, picked * _LN2, None if dot is None else dot * _LN2
     return ShiftedExp(peak, acc.sum(0), picked, dot, spread)
 
 
@@ -139,7 +139,7 @@ def plain_stats(total: Tensor, picked: Tensor, *, in_bits: bool) -> ShiftedExp |
     if not bool(((total >= 1 / limit) & (total <= limit)).all()):
         return None
     total, picked = total.double(), picked.double()
-    return ShiftedExp(torch.zeros_like(total), total, picked * LN2 if in_bits else picked, None, None)
+    return ShiftedExp(torch.zeros_like(total), total, picked * _LN2 if in_bits else picked, None, None)
 
 
 def columns(flat: Tensor, classes: int, n: int) -> Tensor:

@@ -12,19 +12,19 @@ from .._lib._reduction import resolve_reduction
 from .._lib._validation import integer
 from ._chunks import ChunkConfig
 
-__all__ = ["check", "check_class_indices", "check_class_weight", "number", "positive_or_none", "validate_options"]
+__all__ = ["check_class_indices", "check_class_weight", "validate_options"]
 
 Tensor = torch.Tensor
 
 
-def check(condition: bool, error: type[Exception], message: str, fn: str = "linear_cross_entropy") -> None:
+def _check(condition: bool, error: type[Exception], message: str, fn: str = "linear_cross_entropy") -> None:
     if not condition:
         raise error(f"{fn}: {message}")
 
 
-def number(name: str, value: Any, fn: str = "linear_cross_entropy") -> float:
+def _number(name: str, value: Any, fn: str = "linear_cross_entropy") -> float:
     # An option as a Python float; a tensor that requires grad would silently get none.
-    check(
+    _check(
         not (isinstance(value, Tensor) and value.requires_grad),
         TypeError,
         f"{name} must be a number, got a tensor that requires grad (it would get no gradient)",
@@ -33,17 +33,17 @@ def number(name: str, value: Any, fn: str = "linear_cross_entropy") -> float:
     return float(value)
 
 
-def positive_or_none(name: str, value: object, fn: str = "linear_cross_entropy") -> float | None:
+def _positive_or_none(name: str, value: object, fn: str = "linear_cross_entropy") -> float | None:
     if value is None:
         return None
-    v = number(name, value, fn)
-    check(math.isfinite(v) and v > 0, ValueError, f"{name} must be None or a finite number > 0, got {v:g}", fn)
+    v = _number(name, value, fn)
+    _check(math.isfinite(v) and v > 0, ValueError, f"{name} must be None or a finite number > 0, got {v:g}", fn)
     return v
 
 
 def check_class_indices(fn: str, target: Tensor) -> None:
     """``TypeError`` unless ``target`` holds class indices: an integer dtype, not bool."""
-    check(
+    _check(
         not target.is_floating_point() and not target.is_complex() and target.dtype != torch.bool,
         TypeError,
         f"target must hold class indices (an integer dtype), got {target.dtype}",
@@ -56,8 +56,8 @@ def check_class_weight(fn: str, weight: object, classes: int | None) -> None:
     (the shape unchecked for ``classes=None``) that does not require grad."""
     if weight is None:
         return
-    check(isinstance(weight, Tensor), TypeError, f"weight must be a torch.Tensor, got {type(weight).__name__}", fn)
-    check(
+    _check(isinstance(weight, Tensor), TypeError, f"weight must be a torch.Tensor, got {type(weight).__name__}", fn)
+    _check(
         weight.is_floating_point(),  # type: ignore[union-attr]
         TypeError,
         f"weight (the class weights) must have a floating-point dtype, got {weight.dtype}",  # type: ignore[union-attr]
@@ -65,8 +65,8 @@ def check_class_weight(fn: str, weight: object, classes: int | None) -> None:
     )
     if classes is not None:
         shape = tuple(weight.shape)  # type: ignore[union-attr]
-        check(shape == (classes,), ValueError, f"weight must have shape ({classes},), got {shape}", fn)
-    check(
+        _check(shape == (classes,), ValueError, f"weight must have shape ({classes},), got {shape}", fn)
+    _check(
         not weight.requires_grad,  # type: ignore[union-attr]
         ValueError,
         f"weight (the class weights) must not require grad: {fn} gives them no gradient",
@@ -85,7 +85,7 @@ def validate_options(
     is left to the caller."""
 
     def need(condition: bool, error: type[Exception], message: str) -> None:
-        check(condition, error, message, fn)
+        _check(condition, error, message, fn)
 
     for name, t in (("input", input), ("linear_weight", linear_weight), ("target", target)):
         need(isinstance(t, Tensor), TypeError, f"{name} must be a torch.Tensor, got {type(t).__name__}")
@@ -133,11 +133,11 @@ def validate_options(
     check_class_weight(fn, weight, None if sharded else vocab)
     integer(fn, "ignore_index", ignore_index)  # the core's rule: NumPy integers too
     reduction = resolve_reduction(fn, reduction)
-    smoothing = number("label_smoothing", label_smoothing, fn)
+    smoothing = _number("label_smoothing", label_smoothing, fn)
     need(0 <= smoothing <= 1, ValueError, f"label_smoothing must be in [0, 1], got {smoothing:g}")
-    zeta = number("z_loss", z_loss, fn)
+    zeta = _number("z_loss", z_loss, fn)
     need(0 <= zeta < math.inf, ValueError, f"z_loss must be a finite number >= 0, got {zeta:g}")
-    scale = number("logit_scale", logit_scale, fn)
+    scale = _number("logit_scale", logit_scale, fn)
     need(math.isfinite(scale) and scale != 0, ValueError, f"logit_scale must be finite and nonzero, got {scale:g}")
     need(isinstance(shift, bool), TypeError, f"shift must be a bool, got {type(shift).__name__}")
     need(not shift or input.ndim >= 2, ValueError, "shift=True needs input with a sequence dimension, (..., T, H)")
@@ -152,6 +152,6 @@ def validate_options(
     # The gradients to compute: none under torch.no_grad(), none for tensors that need none.
     grad = torch.is_grad_enabled()
     needs = tuple(grad and t is not None and t.requires_grad for t in (input, linear_weight, linear_bias))
-    softcap = positive_or_none("softcap", softcap, fn)
+    softcap = _positive_or_none("softcap", softcap, fn)
     return ChunkConfig(reduction, smoothing, zeta, softcap, scale, rows, bool(return_stats), needs)  # type: ignore[arg-type]
 
