@@ -407,3 +407,24 @@ def test_set_checks_leaves_traced_arrays_alone() -> None:
 def test_set_checks_takes_a_bool() -> None:
     with pytest.raises(TypeError, match="set_checks: enabled must be a bool, got int"):
         lk.set_checks(1)
+
+
+def test_the_switch_set_while_a_diagnosis_runs_holds_after_it() -> None:
+    # The rules call losses with the checks paused; set_checks called meanwhile (from a loss
+    # the rules call, or another thread) reports the real previous state and stays as set.
+    from losskit._diagnose import _checks_paused
+
+    previous = lk.set_checks(True)
+    try:
+        with _checks_paused():
+            assert lk.set_checks(False) is True
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lk.nll_loss(np.array([[0.2, 0.8]]), np.array([1]))
+        assert caught == []
+        with _checks_paused():
+            assert lk.set_checks(True) is False
+        with pytest.warns(lk.LosskitWarning, match="probabilities-as-log-probabilities"):
+            lk.nll_loss(np.array([[0.2, 0.8]]), np.array([1]))
+    finally:
+        lk.set_checks(previous)

@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -60,14 +61,20 @@ def _host(name: str, value: object) -> np.ndarray:
     return out
 
 
+# Set while the rules run: they call losses themselves, which must not be checked in turn.
+# A context variable, so that a diagnosis in one thread pauses the checks of that thread
+# only, and the switch itself (the registry's call hook) is never touched.
+_DIAGNOSING: ContextVar[bool] = ContextVar("losskit_diagnosing", default=False)
+
+
 @contextmanager
 def _checks_paused() -> Iterator[None]:
-    """Run losses without the call hook (the rules call losses themselves)."""
-    previous = set_call_hook(None)
+    """Run losses without warning about them (the rules call losses themselves)."""
+    token = _DIAGNOSING.set(True)
     try:
         yield
     finally:
-        set_call_hook(previous)
+        _DIAGNOSING.reset(token)
 
 
 def diagnose(
@@ -199,7 +206,7 @@ def _distribution_axis(x: np.ndarray, t: np.ndarray | None, log_target: bool, ep
 def _warn_findings(loss_name: str, bound: inspect.BoundArguments) -> None:
     """The call hook: warn about every finding of the call (arrays with readable values)."""
     found = entry(loss_name)
-    if found is None or not found.diagnostics:
+    if found is None or not found.diagnostics or _DIAGNOSING.get():
         return
     params = bound.signature.parameters
     arrays = {n: bound.arguments.get(n) for n in found.arrays}
@@ -265,4 +272,4 @@ def set_checks(enabled: bool) -> bool:
     if not isinstance(enabled, bool):
         msg = f"set_checks: enabled must be a bool, got {type(enabled).__name__}"
         raise TypeError(msg)
-    return set_call_hook(_warn_findings if enabled else None) is not None
+    return set_call_hook(_warn_findings if enabled else None) is _warn_findings

@@ -15,7 +15,6 @@ import math
 from types import ModuleType
 from typing import NamedTuple
 
-from ._cross_entropy import cross_entropy
 from ._lib._compat import Array, device, index_dtype, namespace, stop_gradient
 from ._lib._numerics import compute_dtype
 from ._lib._registry import transform

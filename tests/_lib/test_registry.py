@@ -18,7 +18,7 @@ from _references import REFERENCES
 from _support import BACKENDS, assert_close
 
 import losskit as lk
-from losskit._lib._registry import Curve, Entry, Module, entries
+from losskit._lib._registry import Curve, Entry, Equivalents, Module, entries, loss
 from losskit._misuse import RULES
 from losskit.cli._curves import _KINDS, _SETTINGS
 from losskit.cli._explain import EXPLAINERS
@@ -94,6 +94,25 @@ def test_the_registry_test_finds_a_planted_gap() -> None:
         "cross_entropy: a curve varies 'gamma', not a plot setting of its options",
         "cross_entropy: its module takes 'epsilon' by position, not an option",
     ]
+
+
+def test_a_second_loss_of_a_name_or_an_option_without_annotation_is_refused() -> None:
+    facts = {
+        "family": "toy", "module": Module("ToyLoss"), "curve": Curve("error"), "docs": "losses/toy.md",
+        "equivalents": Equivalents(pytorch="none", optax="none", keras="none"),
+    }  # fmt: skip
+
+    def cross_entropy(input: object, target: object, *, vjp: object = None) -> object:
+        return None
+
+    with pytest.raises(ValueError, match="^cross_entropy: a loss of this name is registered already"):
+        loss(**facts)(cross_entropy)
+    namespace: dict = {}
+    source = "def toy_loss(input, target, *, reduction: str = 'mean', vjp=None):\n    pass"
+    exec(compile(source, "toy", "exec", dont_inherit=True), namespace)  # noqa: S102 (no __future__ here)
+    with pytest.raises(TypeError, match="^toy_loss: every option needs an annotation, read as text"):
+        loss(**facts)(namespace["toy_loss"])
+    assert "toy_loss" not in {e.name for e in entries()}
 
 
 def test_every_loss_has_its_module_and_the_grid_its_cases() -> None:
@@ -182,14 +201,14 @@ def half_mse_loss(input: Array, target: Array, *, reduction: str = "mean", vjp=N
 
 import losskit.torch.nn as lknn
 from losskit.cli import main
-from losskit.cli._curves import CURVES, PlotSettings
+from losskit.cli._curves import PlotSettings, curves
 
 found = {}
 value, grad = lk.value_and_grad(half_mse_loss)(np.array([1.0, 3.0]), np.array([0.0, 0.0]))
 found["value_and_grad"] = [float(value), grad.tolist()]
 found["module"] = float(lknn.HalfMSELoss("sum")(torch.tensor([1.0, 3.0]), torch.zeros(2)))
 found["diagnose"] = lk.diagnose("half_mse_loss", np.ones(2), np.zeros(2))
-(curve,) = CURVES["half_mse_loss"](PlotSettings())
+(curve,) = curves()["half_mse_loss"](PlotSettings())
 found["curve"] = curve.label
 found["check"] = main(["check", "half_mse_loss", "--input", "[1, 3]", "--target", "[0, 0]", "--reduction", "sum"])
 png = pathlib.Path(tempfile.mkdtemp()) / "half.png"

@@ -20,7 +20,7 @@ from cli._figures import assert_real_png
 import losskit as lk
 from losskit.cli import build_parser, main
 from losskit.cli._commands import TOUR_FIGURES
-from losskit.cli._curves import AXES, CURVES, PlotSettings
+from losskit.cli._curves import AXES, PlotSettings, curves
 from losskit.cli._explain import explainable
 
 ROOT = Path(__file__).parents[2]
@@ -84,12 +84,24 @@ def test_check_also_reports_the_losss_refusal_next_to_its_findings(run_cli, json
 
 def test_plot_draws_every_curve_it_offers(run_cli, tmp_path) -> None:  # noqa: ANN001
     out = tmp_path / "all.png"
-    done = run_cli("plot", *CURVES, "--out", str(out), "--gamma", "1", "3")
+    done = run_cli("plot", *curves(), "--out", str(out), "--gamma", "1", "3")
     assert done.code == 0, done.err
     assert_real_png(out, min_width=800)
     single = tmp_path / "ce.png"
     assert run_cli("plot", "cross_entropy", "--out", str(single)).code == 0
     assert_real_png(single)
+
+
+def test_the_lower_panel_shows_gradient_magnitudes() -> None:
+    # Against the probability or the error, the lower panel is |dloss/dz|: never below 0
+    # (the axis is cut at 0), and for the regression losses symmetric about z = 0.
+    settings = PlotSettings()
+    for name, draw in curves().items():
+        for curve in draw(settings):
+            if curve.kind != "angle":
+                assert (curve.lower >= 0).all(), curve.label
+            if curve.kind == "error":
+                np.testing.assert_allclose(curve.lower, curve.lower[::-1], rtol=1e-12, atol=1e-12)
 
 
 def test_check_finds_a_margin_in_degrees_and_transposed_centres(run_cli) -> None:  # noqa: ANN001
@@ -122,17 +134,17 @@ def test_the_margin_curves_follow_the_papers_formulas() -> None:
     # Two classes, the other centre at 90 degrees (cosine 0): the loss is log(1 + exp(-s psi)).
     theta = np.radians(AXES["angle"].x)
     settings = PlotSettings(fallbacks=("none",), lambdas=(2.0,))
-    (arcface,) = CURVES["arcface_loss"](settings)
+    (arcface,) = curves()["arcface_loss"](settings)
     np.testing.assert_allclose(arcface.lower, np.cos(theta + 0.5), atol=1e-12)
     np.testing.assert_allclose(arcface.loss, np.logaddexp(0, -64 * np.cos(theta + 0.5)), rtol=1e-9, atol=1e-12)
-    (cosface,) = CURVES["cosface_loss"](settings)
+    (cosface,) = curves()["cosface_loss"](settings)
     np.testing.assert_allclose(cosface.lower, np.cos(theta) - 0.35, atol=1e-12)
-    (sphereface,) = CURVES["sphereface_loss"](settings)
+    (sphereface,) = curves()["sphereface_loss"](settings)
     k = np.minimum(np.floor(theta * 4 / np.pi), 3)
     psi = (2 * np.cos(theta) + (-1) ** k * np.cos(4 * theta) - 2 * k) / 3
     np.testing.assert_allclose(sphereface.lower, psi, atol=1e-9)
     np.testing.assert_allclose(sphereface.loss, np.logaddexp(0, -psi), rtol=1e-9)
-    (subcenter,) = CURVES["subcenter_arcface_loss"](settings)  # sub-centres at 0 and 180 degrees
+    (subcenter,) = curves()["subcenter_arcface_loss"](settings)  # sub-centres at 0 and 180 degrees
     np.testing.assert_allclose(subcenter.lower, np.cos(np.minimum(theta, np.pi - theta) + 0.5), atol=1e-9)
 
 

@@ -104,24 +104,33 @@ class Entry:
     curve: Curve | None = None
     docs: str | None = None  # its page, relative to docs/
 
-    @property
+    @functools.cached_property
     def signature(self) -> inspect.Signature:
         """The public signature (without ``vjp``)."""
         return inspect.signature(self.function)
 
-    def options(self) -> dict[str, Any]:
-        """The keyword options and their defaults, in signature order (the deprecated
-        ``size_average`` and ``reduce`` left out)."""
+    @functools.cached_property
+    def _defaults(self) -> dict[str, Any]:
         return {
             name: p.default
             for name, p in self.signature.parameters.items()
             if p.kind is p.KEYWORD_ONLY and name not in LEGACY_OPTIONS
         }
 
-    def array_options(self) -> tuple[str, ...]:
-        """The keyword options that take arrays (class weights, ``pos_weight``, ...)."""
+    def options(self) -> dict[str, Any]:
+        """The keyword options and their defaults, in signature order (the deprecated
+        ``size_average`` and ``reduce`` left out)."""
+        return dict(self._defaults)
+
+    @functools.cached_property
+    def _array_options(self) -> tuple[str, ...]:
         parameters = self.signature.parameters
-        return tuple(name for name in self.options() if "Array" in str(parameters[name].annotation))
+        return tuple(name for name in self._defaults if "Array" in parameters[name].annotation)
+
+    def array_options(self) -> tuple[str, ...]:
+        """The keyword options that take arrays (class weights, ``pos_weight``, ...): those
+        annotated with ``Array``."""
+        return self._array_options
 
 
 CallHook = Callable[[str, inspect.BoundArguments], None]
@@ -173,6 +182,18 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
     def decorate(impl: Callable[..., Result]) -> Any:
         signature = inspect.signature(impl)
         name = impl.__name__
+        if name in _ENTRIES:
+            msg = f"{name}: a loss of this name is registered already, by {_ENTRIES[name].rule.__module__}"
+            raise ValueError(msg)
+        options = [p for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY and p.name != "vjp"]
+        if not all(isinstance(p.annotation, str) for p in options):
+            # The command line and the torch.nn modules read each option's kind from its
+            # annotation's text ("Array | None", "float", ...).
+            msg = (
+                f"{name}: every option needs an annotation, read as text: annotate them all and "
+                "write the module with `from __future__ import annotations`"
+            )
+            raise TypeError(msg)
         run = quiet_floating_point(impl)
 
         @functools.wraps(impl)

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from .._lib._registry import entries, entry
 from .._margin import FALLBACKS
-from ._curves import CURVES, PlotSettings
+from ._curves import PlotSettings, curves
 from ._explain import explainable
 from ._inputs import UsageError, loss_options, parameter_docs, read_array, summary
 
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_plot_parser(commands: Any) -> None:
-    defaults = PlotSettings()
+    defaults, drawn = PlotSettings(), curves()
     plot = commands.add_parser(
         "plot",
         help="draw losses and their gradient magnitudes",
@@ -206,9 +206,9 @@ def _add_plot_parser(commands: Any) -> None:
     plot.add_argument(
         "losses",
         nargs="+",
-        choices=list(CURVES),
+        choices=list(drawn),
         metavar="LOSS",
-        help=f"what to draw: {', '.join(CURVES)}",
+        help=f"what to draw: {', '.join(drawn)}",
     )
     plot.add_argument(
         "--out", type=Path, required=True, metavar="FILE.png", help="the PNG file to write"

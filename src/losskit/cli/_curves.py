@@ -29,7 +29,7 @@ from .._lib._registry import Entry, entries
 from ._margins import cosines, margin_head
 from ._wine import softmax_mse
 
-__all__ = ["AXES", "CURVES", "Axis", "Curve", "PlotSettings"]
+__all__ = ["AXES", "Axis", "Curve", "PlotSettings", "curves"]
 
 _P = np.linspace(0.005, 0.995, 199)  # predicted probability of the true class
 _Z = np.linspace(-3.0, 3.0, 240)  # regression error (0 itself, where L1 has no slope, left out)
@@ -166,10 +166,11 @@ def _mse_on_probabilities(s: PlotSettings) -> list[Curve]:
 
 def _error(e: Entry, s: PlotSettings) -> list[Curve]:
     """A regression loss against the error."""
-    return [
-        Curve(e.name + _shown(o), "error", *_per_position(e.function, _Z, np.zeros_like(_Z), **o))
-        for o in _variants(e, s)
-    ]
+    found = []
+    for o in _variants(e, s):
+        value, grad = _per_position(e.function, _Z, np.zeros_like(_Z), **o)
+        found.append(Curve(e.name + _shown(o), "error", value, np.abs(grad)))
+    return found
 
 
 def _angle(e: Entry, s: PlotSettings) -> list[Curve]:
@@ -202,10 +203,11 @@ _KINDS: dict[str, Callable[[Entry, PlotSettings], list[Curve]]] = {
 }
 """The curves of each kind a registry entry's ``curve`` may name."""
 
-CURVES: dict[str, Callable[[PlotSettings], list[Curve]]] = {
-    e.name: functools.partial(_KINDS[e.curve.kind], e) for e in entries() if e.curve is not None
-} | {"mse_on_probabilities": _mse_on_probabilities}
-"""What ``losskit plot`` can draw, by name: every loss, and MSE on softmax probabilities."""
+def curves() -> dict[str, Callable[[PlotSettings], list[Curve]]]:
+    """What ``losskit plot`` can draw, by name: every loss of the registry (as it is now),
+    and MSE on softmax probabilities."""
+    losses = {e.name: functools.partial(_KINDS[e.curve.kind], e) for e in entries() if e.curve is not None}
+    return losses | {"mse_on_probabilities": _mse_on_probabilities}
 
 
 @dataclass(frozen=True)

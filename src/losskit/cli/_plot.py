@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ._wine import History
-from ._curves import AXES, CURVES, PlotSettings
+from ._curves import AXES, PlotSettings, curves
 
 __all__ = ["plot_learning_curves", "plot_losses"]
 
@@ -23,7 +23,7 @@ def plot_losses(
     Parameters
     ----------
     names : sequence of str
-        Keys of :data:`CURVES`: losskit's losses, and ``"mse_on_probabilities"``.
+        Keys of :func:`curves`: losskit's losses, and ``"mse_on_probabilities"``.
     path : str or Path
         Where to write the PNG; its folder must exist.
     settings : PlotSettings, optional
@@ -42,13 +42,14 @@ def plot_losses(
     >>> out.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     """
-    unknown = [n for n in names if n not in CURVES]
+    drawn = curves()
+    unknown = [n for n in names if n not in drawn]
     if unknown or not names:
-        msg = f"plot: names must be among {', '.join(CURVES)}, got {list(names)!r}"
+        msg = f"plot: names must be among {', '.join(drawn)}, got {list(names)!r}"
         raise ValueError(msg)
     settings = PlotSettings() if settings is None else settings
-    curves = [c for name in dict.fromkeys(names) for c in CURVES[name](settings)]
-    kinds = [k for k in AXES if any(c.kind == k for c in curves)]
+    found = [c for name in dict.fromkeys(names) for c in drawn[name](settings)]
+    kinds = [k for k in AXES if any(c.kind == k for c in found)]
     figure = Figure(figsize=(5.4 * len(kinds), 6.0), layout="constrained")
     axes = figure.subplots(2, len(kinds), squeeze=False, sharex="col")
     for column, kind in enumerate(kinds):
@@ -57,7 +58,7 @@ def plot_losses(
         if axis.reference is not None:
             bottom.plot(axis.x, axis.reference[1], color="grey", linewidth=3, alpha=0.5,
                         label=axis.reference[0])  # fmt: skip
-        for number, curve in enumerate(c for c in curves if c.kind == kind):
+        for number, curve in enumerate(c for c in found if c.kind == kind):
             style = ("-", "--", "-.", ":")[number % 4]  # curves that coincide stay visible
             top.plot(axis.x, curve.loss, linestyle=style, label=curve.label)
             bottom.plot(axis.x, curve.lower, linestyle=style, label=curve.label)
