@@ -168,6 +168,10 @@ from losskit._lib._registry import Curve, Equivalents, Module, loss
 from losskit._lib._validation import paired_floats
 from losskit._lib._vjp import finish, weigh_and_reduce
 from losskit._lib._compat import Array
+# Imported before the loss is registered: they read the registry when they are used.
+import losskit.torch.nn as lknn
+from losskit.cli import main
+from losskit.cli._curves import PlotSettings, curves
 
 
 @loss(
@@ -198,10 +202,6 @@ def half_mse_loss(input: Array, target: Array, *, reduction: str = "mean", vjp=N
     value, u = weigh_and_reduce(fn, 0.5 * z * z, None, reduction, vjp, xp)
     return finish(xp, value, out_dtype, vjp, {} if u is None else {0: u * z, 1: -u * z}, (input, target))
 
-
-import losskit.torch.nn as lknn
-from losskit.cli import main
-from losskit.cli._curves import PlotSettings, curves
 
 found = {}
 value, grad = lk.value_and_grad(half_mse_loss)(np.array([1.0, 3.0]), np.array([0.0, 0.0]))

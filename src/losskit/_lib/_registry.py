@@ -185,6 +185,11 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
         if name in _ENTRIES:
             msg = f"{name}: a loss of this name is registered already, by {_ENTRIES[name].rule.__module__}"
             raise ValueError(msg)
+        module = facts.get("module")
+        taken = [e.name for e in _ENTRIES.values() if module is not None and e.module is not None and e.module.name == module.name]
+        if taken:
+            msg = f"{name}: the torch.nn module name {module.name!r} is {taken[0]}'s already"
+            raise ValueError(msg)
         options = [p for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY and p.name != "vjp"]
         if not all(isinstance(p.annotation, str) for p in options):
             # The command line and the torch.nn modules read each option's kind from its

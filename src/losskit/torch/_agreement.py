@@ -48,7 +48,6 @@ class Group:
         return out
 
 
-
 # What each rank contributes to the agreement, one float64 each, the same number on every
 # rank whatever it was called with (gloo aborts on an all-gather of mismatched sizes):
 # this rank's error (0: none, else an index into _ERRORS), its vocabulary slice, the number of
@@ -75,7 +74,7 @@ def agreement_device(comm: Group, *candidates: object) -> torch.device:
 def locally(fn: str, comm: Group, validate: bool, device: Callable[[], torch.device], check: Callable[[], _T]) -> _T:
     """``check()``, the rank-local validation. If it raises a ``TypeError`` or ``ValueError``
     while ranks are to agree, this rank takes part in the agreement's all-gather first,
-    flagging its error, so that the other ranks raise too (see :func:`_check_agreement`)
+    flagging its error, so that the other ranks raise too (see :func:`check_agreement`)
     instead of waiting for it in a collective; then it raises its own error."""
     try:
         return check()
@@ -99,7 +98,7 @@ def check_agreement(
     """One small all-gather, so that ranks that disagree fail together instead of hanging.
 
     Every rank learns whether another rank's arguments failed its local checks (see
-    :func:`_locally`), every rank's vocabulary slice, problem size, the length of its class
+    :func:`locally`), every rank's vocabulary slice, problem size, the length of its class
     weights, a hash of its options and shapes and a checksum of its targets, and raises the
     same error when they do not fit together. Returns the total vocabulary.
     """
@@ -151,7 +150,6 @@ def check_agreement(
 def weight_shape_message(fn: str, total: int, weight: Tensor | None) -> str:
     shape = None if weight is None else tuple(weight.shape)
     return f"{fn}: weight must hold one value per class of the whole vocabulary, shape ({total},), got {shape}"
-
 
 
 def signature_of(*values: object) -> float:

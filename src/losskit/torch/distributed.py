@@ -17,7 +17,6 @@ Without label smoothing and statistics the ranks first try exponentials with no 
 sees so and all compute the chunk again, shifted.
 """
 
-
 from __future__ import annotations
 
 from typing import Any, NamedTuple
@@ -43,7 +42,6 @@ Tensor = torch.Tensor
 class _Shard(NamedTuple):
     start: int  # first global class of this rank
     vocab: int  # the whole vocabulary, all ranks together
-
 
 
 def _local_pass(
@@ -149,7 +147,6 @@ def _check_int(fn: str, name: str, value: object) -> int:
         msg = f"{fn}: {name} must be an int >= 0, got {v}"
         raise ValueError(msg)
     return v
-
 
 
 def vocab_parallel_linear_cross_entropy(

@@ -52,9 +52,9 @@ class LossModule(nn.Module):
     entry: ClassVar[Entry]
 
     def __init__(self, *args: Any, **options: Any) -> None:
-        super().__init__()
         name = type(self).__name__
-        positional = self.entry.module.positional  # type: ignore[union-attr]
+        super().__init__()
+        positional = _entry(self).module.positional  # type: ignore[union-attr]
         if len(args) > len(positional):
             msg = f"{name} takes at most {len(positional)} positional options ({', '.join(positional)}), got {len(args)}"
             raise TypeError(msg)
@@ -96,6 +96,16 @@ class LossModule(nn.Module):
         return self.entry.function(*arrays, **self.options())
 
 
+def _entry(module: LossModule) -> Entry:
+    """The registry entry of a loss module; ``TypeError`` for one of the base classes."""
+    found = getattr(module, "entry", None)
+    if found is None:
+        name = type(module).__name__
+        msg = f"{name} is the base of the loss modules, not one: use one of them, e.g. CrossEntropyLoss"
+        raise TypeError(msg)
+    return found
+
+
 def _positive_int(name: str, argument: str, value: object) -> int:
     number = integer(name, argument, value)  # Python and NumPy integers
     if number < 1:
@@ -108,8 +118,7 @@ class CenterLossModule(LossModule):
     """A margin loss that owns its class centres: ``forward(embeddings, target)``.
 
     The centres are a ``Parameter`` of shape ``(num_classes, embedding_dim)`` (a classifier
-    weight without bias), or ``(num_classes, sub_centers, embedding_dim)`` for a loss with
-    sub-centres, drawn from a normal distribution with standard deviation
+    weight without bias), drawn from a normal distribution with standard deviation
     ``embedding_dim ** -0.5``, so that each centre has a length near one. The sizes must be
     positive ints, and the options pass the function's own checks when the module is built,
     not first at ``forward``.
@@ -125,29 +134,18 @@ class CenterLossModule(LossModule):
     """
 
     def __init__(
-        self,
-        num_classes: int,
-        embedding_dim: int,
-        sub_centers: int | None = None,
-        *,
-        device: Any = None,
-        dtype: Any = None,
-        **options: Any,
+        self, num_classes: int, embedding_dim: int, *, device: Any = None, dtype: Any = None, **options: Any
     ) -> None:
-        name = type(self).__name__
-        default = self.entry.module.sub_centers  # type: ignore[union-attr]
-        if default is None and sub_centers is not None:
-            msg = f"{name} has one centre per class: it takes no sub_centers, got {sub_centers!r}"
-            raise TypeError(msg)
-        shape = [_positive_int(name, "num_classes", num_classes)]
-        embedding_dim = _positive_int(name, "embedding_dim", embedding_dim)
-        if default is not None:
-            self.sub_centers = _positive_int(name, "sub_centers", default if sub_centers is None else sub_centers)
-            shape.append(self.sub_centers)
+        num_classes = _positive_int(type(self).__name__, "num_classes", num_classes)
+        embedding_dim = _positive_int(type(self).__name__, "embedding_dim", embedding_dim)
         super().__init__(**options)
-        self.centers = nn.Parameter(torch.empty((*shape, embedding_dim), device=device, dtype=dtype))
+        shape = (num_classes, *self._per_class(), embedding_dim)
+        self.centers = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
         nn.init.normal_(self.centers, std=1 / math.sqrt(embedding_dim))
         self._check_options()
+
+    def _per_class(self) -> tuple[int, ...]:
+        return ()
 
     def _check_options(self) -> None:
         # The function's own checks of the options, now rather than at the first forward: a
@@ -173,6 +171,19 @@ class CenterLossModule(LossModule):
         return self.entry.function(embeddings, self.centers, target, **self.options())
 
 
+class SubCenterLossModule(CenterLossModule):
+    """A margin loss with ``sub_centers`` centres per class, shape ``(num_classes, sub_centers,
+    embedding_dim)``; ``sub_centers`` defaults to the number the loss's registry entry gives."""
+
+    def __init__(self, num_classes: int, embedding_dim: int, sub_centers: int | None = None, **options: Any) -> None:
+        default = _entry(self).module.sub_centers  # type: ignore[union-attr]
+        self.sub_centers = _positive_int(type(self).__name__, "sub_centers", default if sub_centers is None else sub_centers)
+        super().__init__(num_classes, embedding_dim, **options)
+
+    def _per_class(self) -> tuple[int, ...]:
+        return (self.sub_centers,)
+
+
 def _docstring(entry: Entry) -> str:
     module = entry.module
     if module.centers:  # type: ignore[union-attr]
@@ -187,23 +198,28 @@ def _docstring(entry: Entry) -> str:
 
 def _module_class(entry: Entry) -> type[LossModule]:
     """The module class of a registry entry."""
-    name = entry.module.name  # type: ignore[union-attr]
-    base = CenterLossModule if entry.module.centers else LossModule  # type: ignore[union-attr]
-    namespace = {"__doc__": _docstring(entry), "__module__": __name__, "__qualname__": name, "entry": entry}
-    return type(name, (base,), namespace)
+    module = entry.module
+    base = (SubCenterLossModule if module.sub_centers else CenterLossModule) if module.centers else LossModule  # type: ignore[union-attr]
+    namespace = {"__doc__": _docstring(entry), "__module__": __name__, "__qualname__": module.name, "entry": entry}  # type: ignore[union-attr]
+    return type(module.name, (base,), namespace)  # type: ignore[union-attr]
 
 
 _LOSS_MODULES = {e.module.name: _module_class(e) for e in entries() if e.module is not None}
 globals().update(_LOSS_MODULES)
 
-__all__ = sorted(["CenterLossModule", "LinearCrossEntropyHead", "LinearCrossEntropyLoss", "LossModule", *_LOSS_MODULES])
+__all__ = sorted(
+    ["CenterLossModule", "LinearCrossEntropyHead", "LinearCrossEntropyLoss", "LossModule", "SubCenterLossModule", *_LOSS_MODULES]
+)
 
 
 def __getattr__(name: str) -> type[LossModule]:
-    # Reached only for a name that is not an attribute: the loss modules are, since they are
-    # built above. Declared so that type checkers see every loss module as a LossModule.
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+    """The module of a loss registered after this module was imported (built then, once)."""
+    found = next((e for e in entries() if e.module is not None and e.module.name == name), None)
+    if found is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    globals()[name] = _module_class(found)
+    return globals()[name]
 
 
 _LINEAR_DEFAULTS: dict[str, Any] = {
