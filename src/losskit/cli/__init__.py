@@ -154,40 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
         "epochs to the target train accuracy, final test accuracy and final loss; save the learning "
         "curves. Needs scikit-learn.",
     )
+    wine.add_argument("--epochs", type=_positive(int), default=100, metavar="N", help="full-batch epochs (default: 100)")
     wine.add_argument(
-        "--epochs",
-        type=_positive(int),
-        default=100,
-        metavar="N",
-        help="full-batch epochs (default: 100)",
-    )
-    wine.add_argument(
-        "--learning-rate",
-        type=_positive(float),
-        default=0.01,
-        metavar="LR",
+        "--learning-rate", type=_positive(float), default=0.01, metavar="LR",
         help="gradient-descent step size; small enough that the losses differ (default: 0.01)",
-    )
+    )  # fmt: skip
     wine.add_argument(
-        "--seed",
-        type=_checked(int, "in [0, 2**32)", lambda value: 0 <= value < 2**32),
-        default=0,
+        "--seed", type=_checked(int, "in [0, 2**32)", lambda value: 0 <= value < 2**32), default=0,
         help="seed of the split and the initial weights (default: 0)",
-    )
+    )  # fmt: skip
     wine.add_argument(
-        "--accuracy",
-        type=_checked(float, "in (0, 1]", lambda value: 0 < value <= 1),
-        default=0.9,
-        metavar="FRACTION",
+        "--accuracy", type=_checked(float, "in (0, 1]", lambda value: 0 < value <= 1), default=0.9, metavar="FRACTION",
         help="the train accuracy whose first epoch the table reports (default: 0.9)",
-    )
+    )  # fmt: skip
     wine.add_argument(
-        "--out",
-        type=Path,
-        default=Path("wine-learning-curves.png"),
-        metavar="FILE.png",
+        "--out", type=Path, default=Path("wine-learning-curves.png"), metavar="FILE.png",
         help="where to save the learning curves (default: wine-learning-curves.png)",
-    )
+    )  # fmt: skip
     return parser
 
 
