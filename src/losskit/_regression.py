@@ -41,39 +41,51 @@ def _finish_pointwise(
     xp: ModuleType,
     *,
     weighted_mean: bool,
+    scale: float = 1.0,
 ) -> Result:
     """Weight, reduce and differentiate a loss of ``z = input - target``.
 
-    ``slope`` is ``d per_position / d z`` (``None`` without a gradient request). With
-    ``weighted_mean`` a weighted ``"mean"`` is ``sum(w * e) / sum(w)`` (l1, mse); otherwise it
-    divides by the number of elements (huber), as in PyTorch.
+    ``scale * slope`` is ``d per_position / d z`` (``slope`` is ``None`` without a gradient
+    request); the constant ``scale`` multiplies the upstream gradient, not every element.
+    With ``weighted_mean`` a weighted ``"mean"`` is ``sum(w * e) / sum(w)`` (l1, mse);
+    otherwise it divides by the number of elements (huber), as in PyTorch.
     """
     denominator = xp.sum(weight) if weight is not None and weighted_mean else None
     value, u = weigh_and_reduce(
         fn, per_position, weight, reduction, vjp, xp, denominator=denominator
     )
-    grads = {} if u is None else {0: u * slope, 1: -u * slope}
+    grads = {}
+    if u is not None:
+        grad = (u * scale if scale != 1 else u) * slope
+        grads = {k: grad if k == 0 else -grad for k in vjp.wrt}
     return finish(xp, value, out_dtype, vjp, grads, args)
 
 
-def _pieces(z: Array, bound: float, xp: ModuleType) -> tuple[Array, Array, Array]:
-    """``|z|``, where the quadratic piece applies (``|z| < bound``), and ``z`` for it.
+def _quadratic_then_linear(z: Array, bound: float, xp: ModuleType) -> tuple[Array, Array]:
+    """Huber's loss of ``z`` with a finite ``bound`` > 0, and its slope.
 
-    Under autodiff ``|z|`` is ``z * sign(z)``, whose slope is NaN at NaN as PyTorch's smooth L1
-    and Huber gradients are (``z = 0`` lies in the quadratic piece), and the quadratic piece
-    sees 0 where it is not selected, lest an infinite or NaN ``z`` give ``0 * inf = NaN`` in
-    the gradient (the safe-where pattern). Without autodiff, the plain forms.
+    ``0.5 z**2`` for ``|z| < bound``, ``bound * (|z| - 0.5 bound)`` beyond; the slope is ``z``
+    inside and ``bound * sign(z)`` outside. Under autodiff ``|z|`` is ``z * sign(z)``, whose
+    slope is NaN at NaN as PyTorch's smooth L1 and Huber gradients are (``z = 0`` lies in the
+    quadratic piece), and the quadratic piece sees 0 where it is not selected, lest an
+    infinite or NaN ``z`` give ``0 * inf = NaN`` in the gradient (the safe-where pattern).
+    Without autodiff, ``q = clip(z, -bound, bound)`` gives both: the loss is
+    ``q * (z - q / 2)`` and the slope ``q``, with no selection (slow on PyTorch's CPU).
     """
     if not is_differentiable(z):
-        a = xp.abs(z)
-        return a, a < bound, z
+        q = xp.clip(z, -bound, bound)
+        return q * (z - 0.5 * q), q
     a = z * sign(z, xp=xp)
     inside = a < bound
-    return a, inside, xp.where(inside, z, xp.zeros_like(z))
+    q = xp.where(inside, z, xp.zeros_like(z))
+    per_position = xp.where(inside, 0.5 * q * q, bound * (a - 0.5 * bound))
+    return per_position, xp.where(inside, z, bound * sign(z, xp=xp))
 
 
 def _torch_sign(z: Array, xp: ModuleType) -> Array:
     # The L1 gradient: sign(z), with sign(0) = 0 and, as in PyTorch, sign(NaN) = 0.
+    if not is_differentiable(z):  # two comparisons, no selection
+        return xp.astype(z > 0, z.dtype) - xp.astype(z < 0, z.dtype)
     s = sign(z, xp=xp)
     return xp.where(xp.isnan(z), xp.zeros_like(s), s)
 
@@ -210,7 +222,7 @@ def mse_loss(
     w = _element_weight(fn, weight, x, xp)
     z = x - y
     return _finish_pointwise(
-        fn, z * z, 2 * z, w, reduction, out_dtype, vjp, (input, target), xp, weighted_mean=True
+        fn, z * z, z, w, reduction, out_dtype, vjp, (input, target), xp, weighted_mean=True, scale=2.0
     )
 
 
@@ -281,14 +293,16 @@ def smooth_l1_loss(
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     z = x - y
     if b == 0:  # exactly l1_loss: the quadratic piece has zero width
-        per_position, slope = abs_sign0(z, xp=xp), _torch_sign(z, xp)
-    else:
-        a, inside, q = _pieces(z, b, xp)
-        per_position = xp.where(inside, 0.5 * q * q / b, a - 0.5 * b)
-        slope = xp.where(inside, z / b, sign(z, xp=xp))
+        per_position, slope, scale = abs_sign0(z, xp=xp), _torch_sign(z, xp), 1.0
+    elif math.isinf(b):  # all of it quadratic and flat: 0 (NaN at infinite z, slope sign(z))
+        per_position, scale = 0.5 * z * z / b, 1.0
+        slope = xp.where(xp.isinf(z), sign(z, xp=xp), z / b)
+    else:  # Huber's loss with delta = beta, divided by beta
+        huber, slope = _quadratic_then_linear(z, b, xp)
+        per_position, scale = huber / b, 1 / b
     return _finish_pointwise(
         fn, per_position, slope, None, reduction, out_dtype, vjp, (input, target), xp,
-        weighted_mean=False,
+        weighted_mean=False, scale=scale,
     )
 
 
@@ -363,9 +377,7 @@ def huber_loss(
     if math.isinf(d):  # the linear piece is never reached; avoid inf * 0 in its gradient
         per_position, slope = 0.5 * z * z, z
     else:
-        a, inside, q = _pieces(z, d, xp)
-        per_position = xp.where(inside, 0.5 * q * q, d * (a - 0.5 * d))
-        slope = xp.where(inside, z, d * sign(z, xp=xp))
+        per_position, slope = _quadratic_then_linear(z, d, xp)
     w = _element_weight(fn, weight, x, xp)
     return _finish_pointwise(
         fn, per_position, slope, w, reduction, out_dtype, vjp, (input, target), xp,

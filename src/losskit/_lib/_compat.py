@@ -106,9 +106,22 @@ def is_jax(x: Array) -> bool:
 
 
 def is_differentiable(x: Array) -> bool:
-    """True for an array of a library that differentiates through the operations (PyTorch,
-    JAX): its losses take forms whose autodiff is safe; the others take the cheapest ones."""
-    return is_torch(x) or is_jax(x)
+    """True for an array that autodiff may differentiate through the operations on it: any
+    JAX array, and a PyTorch tensor that autograd records (grad mode on, and the tensor
+    requires a gradient or is one of ``torch.func``'s). Losses then take forms whose autodiff
+    is safe; otherwise the cheapest ones, as inside the autograd function that runs a loss's
+    own gradient rule."""
+    if is_jax(x):
+        return True
+    if not is_torch(x):
+        return False
+    torch = sys.modules["torch"]
+    if not torch.is_grad_enabled():
+        return False
+    if x.requires_grad:
+        return True
+    # torch.compile traces transformed tensors as plain ones (and cannot trace this check).
+    return not torch.compiler.is_compiling() and torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
 def _torch_values_hidden(x: Array) -> bool:
@@ -219,6 +232,8 @@ def as_option_array(
     """
     if fn is not None:
         _check_real_option(fn, name or "option", value)
+    if is_torch(value) and is_torch(like):  # .to keeps a gradient the option tensor may need
+        return value.to(dtype=dtype, device=like.device)
     # The common cases, checked traceably: an array of the input's library, a Python value.
     plain = (is_torch(value) and is_torch(like)) or isinstance(value, (int, float, list, tuple))
     if not plain and _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple, TypeVar
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 
 from ._blocked import for_each_block
-from ._compat import Array, device, is_jax, is_numpy, is_torch, stop_gradient
+from ._compat import Array, device, is_differentiable, is_jax, is_numpy, is_torch, stop_gradient
 
 __all__ = [
     "SoftmaxGrad",
@@ -84,6 +85,8 @@ def log_sigmoid(x: Array, *, xp: ModuleType) -> Array:
     gradient at 0 is exactly 1/2 on every backend (``|x|`` would leave it to each library's
     choice of the derivative of ``abs`` at 0).
     """
+    if not is_differentiable(x):  # the same sum without selections (slow on PyTorch's CPU)
+        return -(xp.maximum(-x, 0.0) + xp.log1p(xp.exp(-xp.abs(x))))
     positive = x >= 0
     zeros = xp.zeros_like(x)
     x_pos = xp.where(positive, x, zeros)
@@ -95,7 +98,8 @@ def sign(x: Array, *, xp: ModuleType) -> Array:
     """``sign(x)``, NaN for NaN, built from ``where``: array-api-compat's PyTorch ``sign``
     assigns through a boolean mask, which ``torch.func.vmap`` cannot batch."""
     one = xp.ones_like(x)
-    return xp.where(x > 0, one, xp.where(x < 0, -one, x))  # x itself where it is 0 or NaN
+    # x itself where it is 0 or NaN, as a constant: the slope of sign is 0 everywhere
+    return xp.where(x > 0, one, xp.where(x < 0, -one, stop_gradient(x)))
 
 
 def abs_sign0(x: Array, *, xp: ModuleType) -> Array:
@@ -131,12 +135,20 @@ def binary_logit_loss(
     with PyTorch's finite gradient ``-pos_weight * y`` there: the NaN is added as a constant,
     so autograd still differentiates the branch for ``x < 0``.
     """
+    lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
+    pwy = y if pos_weight is None else pos_weight * y
+    if not is_differentiable(x):
+        # Both branches at once, (1 - y) max(x, 0) + pwy max(-x, 0) + l_w log1p(exp(-|x|)),
+        # with no selection (slow on PyTorch's CPU); 0 * max(-x, 0) is NaN at -inf only.
+        below = xp.maximum(-x, 0.0)
+        spread = xp.log1p(xp.exp(-xp.abs(x)))
+        if pos_weight is not None:
+            spread = lw * spread
+        return (1 - y) * xp.maximum(x, 0.0) + (pwy * below + 0.0 * below) + spread
     positive = x >= 0
     zeros = xp.zeros_like(x)
     x_pos = xp.where(positive, x, zeros)
     x_neg = xp.where(positive, zeros, x)  # NaN inputs land here and propagate
-    lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
-    pwy = y if pos_weight is None else pos_weight * y
     upper = (1 - y) * x_pos + lw * xp.log1p(xp.exp(-x_pos))
     lower = lw * xp.log1p(xp.exp(x_neg)) - pwy * x_neg
     loss = xp.where(positive, upper, lower)
@@ -261,6 +273,8 @@ def softmax_stats(
     """
     if is_numpy(x):
         return _softmax_stats_numpy(x, axis=axis, index=index, coef=coef, grad=grad, entropy=entropy)
+    if is_torch(x) and not is_differentiable(x):
+        return _softmax_stats_torch(x, axis=axis, index=index, coef=coef, grad=grad, entropy=entropy)
     row_max = xp.max(x, axis=axis, keepdims=True)
     t = x - row_max
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
@@ -359,6 +373,41 @@ def _softmax_stats_numpy(
     )
 
 
+def _softmax_stats_torch(
+    x: Array,
+    *,
+    axis: int,
+    index: Array | None,
+    coef: Array | None,
+    grad: SoftmaxGrad | None,
+    entropy: bool,
+) -> SoftmaxStats:
+    # The formulas of softmax_stats with one temporary of x's size, the shifted logits, which
+    # becomes the exponentials and then the gradient in place: nothing differentiates them.
+    torch = sys.modules["torch"]
+    row_max = x.amax(dim=axis, keepdim=True)
+    t = x - row_max
+    picked = None if index is None else t.gather(axis, index.unsqueeze(axis)).squeeze(axis)
+    dot = None
+    if coef is not None:
+        dot = t @ coef if axis == x.ndim - 1 else (t * along_axis(coef, axis, x.ndim, torch)).sum(axis)
+    e = t.exp() if entropy else t.exp_()
+    total = e.sum(dim=axis, keepdim=True)
+    log_norm = total.log()
+    ent = None
+    if entropy:  # H = log_norm - sum_c p_c (x_c - m)
+        ent = (log_norm - (e * t).sum(dim=axis, keepdim=True) / total).squeeze(axis)
+    out = None
+    if grad is not None:
+        scale = grad.row_scale
+        if grad.lse_scale is not None:
+            scale = scale + grad.lse_scale * (row_max + log_norm).squeeze(axis)
+        out = e.mul_(scale.unsqueeze(axis) / total if scale.ndim else scale / total)
+        if grad.row_shift is not None:
+            out = out.sub_(grad.row_shift.unsqueeze(axis) * along_axis(grad.shift, axis, x.ndim, torch))
+    return SoftmaxStats(log_norm.squeeze(axis), picked, dot, row_max.squeeze(axis), out, ent)
+
+
 def subtract_at_class(g: Array, index: Array, values: Array, *, axis: int, xp: ModuleType) -> Array:
     """``g`` with ``values`` subtracted at each position's class ``index`` along ``axis``.
 
@@ -371,6 +420,8 @@ def subtract_at_class(g: Array, index: Array, values: Array, *, axis: int, xp: M
         current = np.take_along_axis(g, expanded, axis=axis)
         np.put_along_axis(g, expanded, current - v, axis=axis)
         return g
+    if is_torch(g) and not is_differentiable(g) and not is_differentiable(v):
+        return g.scatter_add_(axis, expanded, -v)
     classes = along_axis(xp.arange(g.shape[axis], device=device(g)), axis, g.ndim, xp)
     return xp.where(classes == expanded, g - v, g)
 

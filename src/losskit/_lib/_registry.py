@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +161,43 @@ def run_call_hook(name: str, signature: inspect.Signature, args: tuple[Any, ...]
         hook(name, signature.bind(*args, **kwargs))
 
 
+def _torch_wrt(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: tuple[int, ...]) -> tuple[int, ...]:
+    # The positional arguments autograd wants gradients of, when the rule can give them all:
+    # eager PyTorch with grad mode on, no option tensor that needs a gradient of its own.
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.is_grad_enabled() or torch.compiler.is_compiling() or _forward_mode(torch):
+        return ()
+    wrt = tuple(k for k in argnums if k < len(args) and isinstance(args[k], torch.Tensor) and args[k].requires_grad)
+    if not wrt:
+        return ()
+    others = [a for k, a in enumerate(args) if k not in argnums]
+    if any(isinstance(a, torch.Tensor) and a.requires_grad for a in others) or any(isinstance(v, torch.Tensor) and v.requires_grad for v in kwargs.values()):
+        return ()
+    return wrt
+
+
+def _forward_mode(torch: Any) -> bool:
+    # Forward-mode differentiation (torch.func.jvp, jacfwd, hessian; forward_ad) goes through
+    # the plain operations: the rule gives vector-Jacobian products only.
+    if torch.autograd.forward_ad._current_level >= 0:
+        return True
+    if torch._C._functorch.peek_interpreter_stack() is None:
+        return False
+    from torch._functorch.pyfunctorch import TransformType, retrieve_all_functorch_interpreters
+
+    return any(level.key() == TransformType.Jvp for level in retrieve_all_functorch_interpreters())
+
+
+def _reduced(kwargs: dict[str, Any], default: str) -> bool:
+    # Whether the loss is 0-d, its gradients scaling with the upstream gradient (torch's
+    # legacy reduce=False means "none").
+    if kwargs.get("reduce") is not None and not kwargs["reduce"]:
+        return False
+    if kwargs.get("size_average") is not None or kwargs.get("reduce") is not None:
+        return True
+    return kwargs.get("reduction", default) != "none"
+
+
 def entries() -> tuple[Entry, ...]:
     """Every entry, in alphabetical order of the names."""
     return tuple(_ENTRIES[name] for name in sorted(_ENTRIES))
@@ -200,6 +238,8 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
             )
             raise TypeError(msg)
         run = quiet_floating_point(impl)
+        positional = [n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        default_reduction = signature.parameters["reduction"].default if "reduction" in signature.parameters else "none"
 
         @functools.wraps(impl)
         def public(*args: Any, **kwargs: Any) -> Array:
@@ -207,6 +247,14 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                 msg = f"{name}() got an unexpected keyword argument 'vjp'"
                 raise TypeError(msg)
             run_call_hook(name, public.__signature__, args, kwargs)  # type: ignore[attr-defined]
+            wrt = _torch_wrt(args, kwargs, argnums)
+            if wrt:
+                from . import _torch_autograd
+
+                return _torch_autograd.apply(
+                    _torch_autograd.Call(run, kwargs, wrt, _reduced(kwargs, default_reduction), name, tuple(positional)),
+                    args,
+                )
             return run(*args, **kwargs).value
 
         public.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -214,7 +262,6 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
             return_annotation="Array",
         )
         del public.__wrapped__  # type: ignore[attr-defined]
-        positional = [n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
         found = Entry(
             name=name,
             function=public,

@@ -1,0 +1,93 @@
+"""A loss's gradient rule as PyTorch's own autodiff rule.
+
+Every loss computes its value and its vector-Jacobian products in one pass (its rule, see
+:mod:`._vjp`). Run through autograd operation by operation, the same formulas would save a
+temporary of the input's size for each operation and differentiate the row maximum; run as
+one :class:`torch.autograd.Function`, they save nothing but their inputs and the gradient:
+
+* a reduced loss (``"mean"``, ``"sum"``) computes its gradients during the forward pass,
+  where grad mode is off and the rule writes them in place, and the backward pass scales
+  them by the upstream gradient, in place the first time;
+* a loss with ``reduction="none"`` or a transform (``softmax``, ...) runs its rule again in
+  the backward pass, with the upstream gradient;
+* a backward pass that is itself differentiated (``create_graph=True``, ``torch.func``'s
+  nested transforms) runs the rule in differentiable torch operations, so the second
+  derivative is the derivative of the rule.
+
+The function has a ``setup_context`` and a generated vmap rule, so ``torch.func.grad`` and
+``torch.func.vmap`` see through it. Under ``torch.compile`` the plain operations are traced
+instead: the compiler fuses them and derives their backward itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ._vjp import VJP, Result
+
+__all__ = ["Call", "apply"]
+
+
+@dataclass
+class Call:
+    """One call of a rule: what the autograd function needs besides the positional arrays."""
+
+    rule: Callable[..., Result]
+    kwargs: dict[str, Any]
+    wrt: tuple[int, ...]  # positional arguments to differentiate
+    reduced: bool  # a 0-d loss whose gradients scale with the upstream gradient
+    fn: str
+    names: tuple[str, ...]
+    unit_grads: tuple[torch.Tensor, ...] | None = None  # the reduced loss's gradients, unscaled
+
+    def run(self, arrays: tuple[Any, ...], grad_output: Any) -> Result:
+        return self.rule(*arrays, vjp=VJP(grad_output, self.wrt, self.fn, self.names), **self.kwargs)
+
+
+class _Rule(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(call: Call, *arrays: Any) -> torch.Tensor:  # type: ignore[override]
+        if not call.reduced:
+            return call.rule(*arrays, **call.kwargs).value
+        value, grads = call.run(arrays, None)
+        call.unit_grads = grads
+        return value
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        call, *arrays = inputs
+        ctx.call = call
+        ctx.positions = [k for k, a in enumerate(arrays) if isinstance(a, torch.Tensor)]
+        ctx.others = [None if isinstance(a, torch.Tensor) else a for a in arrays]
+        ctx.save_for_backward(*(arrays[k] for k in ctx.positions))
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        call: Call = ctx.call
+        arrays = list(ctx.others)
+        for k, tensor in zip(ctx.positions, ctx.saved_tensors, strict=True):
+            arrays[k] = tensor
+        unit = call.unit_grads
+        if unit is not None and not torch.is_grad_enabled():
+            call.unit_grads = None  # scaled in place: a second backward recomputes them
+            grads = tuple(g.mul_(grad_output) for g in unit)
+        else:
+            grads = call.run(tuple(arrays), grad_output).grads
+        found = dict(zip(call.wrt, grads, strict=True))
+        return (None, *(found.get(k) for k in range(len(arrays))))
+
+
+def apply(call: Call, arrays: tuple[Any, ...]) -> torch.Tensor:
+    """The loss's value, differentiable by autograd through the rule of ``call``."""
+    if torch._C._are_functorch_transforms_active():
+        return _Rule.apply(call, *arrays)
+    # Outside torch.func, Function.apply only binds the arguments to forward's signature
+    # (inspect.signature, tens of microseconds a call) before its base class's apply; the
+    # arguments here are positional already.
+    return super(torch.autograd.Function, _Rule).apply(call, *arrays)
