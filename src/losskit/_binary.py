@@ -24,7 +24,9 @@ __all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
 
 
 # What the registry entries of both binary cross-entropies say.
-_FACTS: dict[str, Any] = {"family": "binary", "argnums": (0, 1), "docs": "losses/binary_cross_entropy.md"}
+_FACTS: dict[str, Any] = {
+    "family": "binary", "argnums": (0, 1), "docs": "losses/binary_cross_entropy.md", "pointwise": True
+}
 
 
 @loss(

@@ -17,7 +17,7 @@ from ._lib._validation import (
     shape_of,
     unit_number,
 )
-from ._lib._compat import Array, namespace
+from ._lib._compat import Array, namespace, stop_gradient
 from ._lib._numerics import compute_dtype, subtract_at_class, take_class
 from ._lib._reduction import (
     apply_reduction,
@@ -396,7 +396,7 @@ def softmax_entropy(
     check_floating(fn, "input", input, xp)
     axis = class_axis(fn, input, dim)
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
-    t = x - xp.max(x, axis=axis, keepdims=True)
+    t = x - stop_gradient(xp.max(x, axis=axis, keepdims=True))  # the entropy does not depend on it
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     p = xp.exp(t - log_norm)
     finite_t = xp.where(t == -xp.inf, xp.zeros_like(t), t)

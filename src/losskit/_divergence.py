@@ -15,6 +15,7 @@ __all__ = ["kl_div"]
 @loss(
     family="divergence",
     argnums=(0, 1),
+    pointwise=True,
     module=Module("KLDivLoss", ("size_average", "reduce", "reduction", "log_target"), drop_in=True),
     equivalents=Equivalents(
         pytorch='`torch.nn.functional.kl_div(log_probs, t, reduction="batchmean")`, `torch.nn.KLDivLoss()`',

@@ -40,6 +40,7 @@ _FACTS: dict[str, Any] = {"family": "focal", "docs": "losses/focal.md"}
 
 @loss(
     **_FACTS,
+    pointwise=True,
     module=Module("SigmoidFocalLoss", note="RetinaNet's loss, with torchvision's values."),
     equivalents=Equivalents(
         pytorch=r"`torchvision.ops.sigmoid_focal_loss(x, y)` (same defaults; NaN gradients for \(\gamma < 1\) at "
@@ -229,7 +230,7 @@ def focal_loss(
     if lowest is not None and not lowest >= 0:
         msg = f"{fn}: alpha must be >= 0 for every class, got a minimum of {lowest:g}"
         raise ValueError(msg)
-    t = x - xp.max(x, axis=axis, keepdims=True)
+    t = x - stop_gradient(xp.max(x, axis=axis, keepdims=True))  # it cancels: no slope
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     index = xp.expand_dims(classes.index, axis=axis)
     log_p = xp.squeeze(xp.take_along_axis(t, index, axis=axis) - log_norm, axis=axis)

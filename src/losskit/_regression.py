@@ -92,7 +92,8 @@ def _torch_sign(z: Array, xp: ModuleType) -> Array:
 
 # What every regression loss's registry entry says.
 _FACTS: dict[str, Any] = {
-    "family": "regression", "argnums": (0, 1), "explainer": "regression", "docs": "losses/regression.md"
+    "family": "regression", "argnums": (0, 1), "explainer": "regression", "docs": "losses/regression.md",
+    "pointwise": True,
 }
 
 

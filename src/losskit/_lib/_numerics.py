@@ -165,7 +165,7 @@ def logsumexp(x: Array, *, axis: int, keepdims: bool = False, xp: ModuleType) ->
     if x.shape[axis] == 0:  # no maximum: shift by the empty sum, 0, which keeps the graph
         m = xp.sum(x, axis=axis, keepdims=True)
     else:
-        m = xp.max(x, axis=axis, keepdims=True)
+        m = stop_gradient(xp.max(x, axis=axis, keepdims=True))  # the result does not depend on it
         m = xp.where(xp.isinf(m), xp.zeros_like(m), m)
     out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
@@ -179,7 +179,7 @@ def log_softmax(x: Array, *, axis: int, xp: ModuleType) -> Array:
     """
     if x.shape[axis] == 0:
         return x
-    t = x - xp.max(x, axis=axis, keepdims=True)
+    t = x - stop_gradient(xp.max(x, axis=axis, keepdims=True))  # the shift cancels: no slope
     return t - xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
 
 
@@ -187,7 +187,7 @@ def softmax(x: Array, *, axis: int, xp: ModuleType) -> Array:
     """``exp(x - max) / sum(exp(x - max))``, with the NaN rules of :func:`log_softmax`."""
     if x.shape[axis] == 0:
         return x
-    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    e = xp.exp(x - stop_gradient(xp.max(x, axis=axis, keepdims=True)))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
@@ -275,7 +275,9 @@ def softmax_stats(
         return _softmax_stats_numpy(x, axis=axis, index=index, coef=coef, grad=grad, entropy=entropy)
     if is_torch(x) and not is_differentiable(x):
         return _softmax_stats_torch(x, axis=axis, index=index, coef=coef, grad=grad, entropy=entropy)
-    row_max = xp.max(x, axis=axis, keepdims=True)
+    # Every statistic enters the losses shift-invariantly (log_norm with picked or row_max),
+    # so autodiff need not differentiate the maximum (JAX would build an N x C mask for it).
+    row_max = stop_gradient(xp.max(x, axis=axis, keepdims=True))
     t = x - row_max
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     picked = None

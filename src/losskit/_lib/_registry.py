@@ -104,6 +104,7 @@ class Entry:
     explainer: str | None = None  # the step-by-step explainer of ``losskit explain``
     curve: Curve | None = None
     docs: str | None = None  # its page, relative to docs/
+    pointwise: bool = False  # see loss()
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -188,14 +189,15 @@ def _forward_mode(torch: Any) -> bool:
     return any(level.key() == TransformType.Jvp for level in retrieve_all_functorch_interpreters())
 
 
-def _reduced(kwargs: dict[str, Any], default: str) -> bool:
-    # Whether the loss is 0-d, its gradients scaling with the upstream gradient (torch's
-    # legacy reduce=False means "none").
-    if kwargs.get("reduce") is not None and not kwargs["reduce"]:
-        return False
-    if kwargs.get("size_average") is not None or kwargs.get("reduce") is not None:
-        return True
-    return kwargs.get("reduction", default) != "none"
+def _reduction(kwargs: dict[str, Any], default: str) -> str:
+    # The reduction a call asks for, torch's legacy size_average / reduce folded in
+    # ("none" for a transform, which has no reduction); the loss itself validates it.
+    size_average, reduce = kwargs.get("size_average"), kwargs.get("reduce")
+    if size_average is None and reduce is None:
+        return kwargs.get("reduction", default)
+    if reduce is not None and not reduce:
+        return "none"
+    return "sum" if size_average is not None and not size_average else "mean"
 
 
 def entries() -> tuple[Entry, ...]:
@@ -240,6 +242,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
         run = quiet_floating_point(impl)
         positional = [n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
         default_reduction = signature.parameters["reduction"].default if "reduction" in signature.parameters else "none"
+        pointwise = facts.get("pointwise", False)
 
         @functools.wraps(impl)
         def public(*args: Any, **kwargs: Any) -> Array:
@@ -252,7 +255,10 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                 from . import _torch_autograd
 
                 return _torch_autograd.apply(
-                    _torch_autograd.Call(run, kwargs, wrt, _reduced(kwargs, default_reduction), name, tuple(positional)),
+                    _torch_autograd.Call(
+                        run, kwargs, wrt, _reduction(kwargs, default_reduction), pointwise,
+                        name, tuple(positional),
+                    ),
                     args,
                 )
             return run(*args, **kwargs).value
@@ -288,11 +294,15 @@ def loss(
     arrays: tuple[str, ...] | None = None,
     diagnostics: tuple[str, ...] = (),
     explainer: str | None = None,
+    pointwise: bool = False,
 ) -> Callable[[Callable[..., Result]], Any]:
     """Make the public function of a loss's implementation and record its :class:`Entry`.
 
     ``argnums`` lists the positional arguments the implementation can differentiate;
-    ``arrays`` the positional parameters that are arrays (by default all of them). The public
+    ``arrays`` the positional parameters that are arrays (by default all of them). A
+    ``pointwise`` loss of arrays of one shape has the loss of each element read that element
+    of each array only, and its ``"mean"`` divides the sum by the number of elements (when no
+    option is an array): it may then be computed block by block. The public
     function runs with NumPy's floating-point warnings off: losses produce ``inf`` and NaN
     exactly where PyTorch does, and those are results, not accidents.
     """
@@ -305,6 +315,7 @@ def loss(
         "explainer": explainer,
         "curve": curve,
         "docs": docs,
+        "pointwise": pointwise,
     }
     return _register(facts, argnums, arrays)
 

@@ -7,7 +7,10 @@ one :class:`torch.autograd.Function`, they save nothing but their inputs and the
 
 * a reduced loss (``"mean"``, ``"sum"``) computes its gradients during the forward pass,
   where grad mode is off and the rule writes them in place, and the backward pass scales
-  them by the upstream gradient, in place the first time;
+  them by the upstream gradient, in place the first time. A large pointwise loss (see
+  :func:`~._registry.loss`) is computed a block of elements at a time, so that its
+  temporaries stay in the cache instead of each costing a fresh allocation of the input's
+  size;
 * a loss with ``reduction="none"`` or a transform (``softmax``, ...) runs its rule again in
   the backward pass, with the upstream gradient;
 * a backward pass that is itself differentiated (``create_graph=True``, ``torch.func``'s
@@ -15,8 +18,8 @@ one :class:`torch.autograd.Function`, they save nothing but their inputs and the
   derivative is the derivative of the rule.
 
 The function has a ``setup_context`` and a generated vmap rule, so ``torch.func.grad`` and
-``torch.func.vmap`` see through it. Under ``torch.compile`` the plain operations are traced
-instead: the compiler fuses them and derives their backward itself.
+``torch.func.vmap`` see through it. Under ``torch.compile`` and in forward mode the plain
+operations are traced instead.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ from ._vjp import VJP, Result
 
 __all__ = ["Call", "apply"]
 
+_BLOCK = 1 << 16
+"""Elements per block of a pointwise loss: its few temporaries fit a core's L2 cache."""
+
+_DIVIDES = {"sum": None, "mean": "numel", "batchmean": "batch"}
+"""How each reduction a block-by-block sum can serve scales that sum."""
+
 
 @dataclass
 class Call:
@@ -39,13 +48,45 @@ class Call:
     rule: Callable[..., Result]
     kwargs: dict[str, Any]
     wrt: tuple[int, ...]  # positional arguments to differentiate
-    reduced: bool  # a 0-d loss whose gradients scale with the upstream gradient
+    reduction: str  # "none" for a transform
+    pointwise: bool
     fn: str
     names: tuple[str, ...]
-    unit_grads: tuple[torch.Tensor, ...] | None = None  # the reduced loss's gradients, unscaled
+    unit_grads: tuple[torch.Tensor, ...] | None = None  # a reduced loss's gradients, unscaled
 
-    def run(self, arrays: tuple[Any, ...], grad_output: Any) -> Result:
-        return self.rule(*arrays, vjp=VJP(grad_output, self.wrt, self.fn, self.names), **self.kwargs)
+    def run(self, arrays: tuple[Any, ...], grad_output: Any, **changes: Any) -> Result:
+        vjp = VJP(grad_output, self.wrt, self.fn, self.names)
+        return self.rule(*arrays, vjp=vjp, **{**self.kwargs, **changes})
+
+
+def _by_blocks(call: Call, arrays: tuple[Any, ...]) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None:
+    # The value and unit gradients of a large pointwise loss, summed block by block; None
+    # where that would not be the same loss.
+    first = arrays[0]
+    if not call.pointwise or call.reduction not in _DIVIDES or "reduce" in call.kwargs or "size_average" in call.kwargs:
+        return None  # (the legacy arguments' warning is the loss's to give, once)
+    if not all(isinstance(a, torch.Tensor) and a.shape == first.shape and a.is_contiguous() for a in arrays):
+        return None
+    if first.numel() < 4 * _BLOCK or first.ndim == 0 or first.dtype not in (torch.float32, torch.float64):
+        return None  # half-precision values are rounded per call: sum them in one call
+    if any(isinstance(v, (torch.Tensor, list, tuple)) for v in call.kwargs.values()):
+        return None  # an array option may broadcast, or weigh the mean
+    flat = [a.view(-1) for a in arrays]
+    grads = [torch.empty_like(flat[k]) for k in call.wrt]
+    total = None
+    for start in range(0, flat[0].numel(), _BLOCK):
+        block = tuple(a[start : start + _BLOCK] for a in flat)
+        value, block_grads = call.run(block, None, reduction="sum")
+        total = value if total is None else total + value
+        for g, b in zip(grads, block_grads, strict=True):
+            g[start : start + _BLOCK] = b
+    divides = _DIVIDES[call.reduction]
+    count = first.numel() if divides == "numel" else first.shape[0] if divides == "batch" else 1
+    if count != 1:
+        total = total / count
+        for g in grads:
+            g.div_(count)
+    return total, tuple(g.view(first.shape) for g in grads)
 
 
 class _Rule(torch.autograd.Function):
@@ -53,9 +94,9 @@ class _Rule(torch.autograd.Function):
 
     @staticmethod
     def forward(call: Call, *arrays: Any) -> torch.Tensor:  # type: ignore[override]
-        if not call.reduced:
+        if call.reduction == "none":
             return call.rule(*arrays, **call.kwargs).value
-        value, grads = call.run(arrays, None)
+        value, grads = _by_blocks(call, arrays) or call.run(arrays, None)
         call.unit_grads = grads
         return value
 
