@@ -95,8 +95,8 @@ def append_rows(name: str, rows: list[dict[str, Any]]) -> Path:
     if path.exists():
         with path.open(newline="") as existing:
             old = list(csv.DictReader(existing))
-    # A column added since the older rows were written: theirs stays empty.
-    fields = list(dict.fromkeys([*(old[0] if old else {}), *full[0]]))
+    # A column added since the older rows were written, or one only some rows have: empty elsewhere.
+    fields = list(dict.fromkeys([*(old[0] if old else {}), *(key for row in full for key in row)]))
     with path.open("w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=fields, restval="")
         writer.writeheader()

@@ -8,16 +8,18 @@ losskit / peer is reported as the median over rounds with its range. PyTorch run
 process at 1 thread and in another at 2 threads with ``OMP_WAIT_POLICY=passive`` (its
 default spin-waiting flatters whatever runs beside it on a 2-core machine). The peak memory
 of one forward + backward at the large size is measured in a fresh process per loss and
-provider. Rows are appended to ``results/backends.csv``.
+provider, with glibc's mmap threshold fixed (see ``_harness``); the times without it. Rows are appended to ``results/backends.csv``.
 
     python benchmarks/bench_backends.py                 # torch eager, torch.compile, JAX
     python benchmarks/bench_backends.py --quick         # tiny and medium sizes, few rounds
     python benchmarks/bench_backends.py --only torch    # one backend (torch, compile, jax)
+    python benchmarks/bench_backends.py --markdown      # the README's table, from the CSV
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import statistics
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _harness import MIB, append_rows, fixed_mmap_threshold, median_seconds, peak_extra_bytes
+from _harness import MIB, RESULTS, append_rows, median_seconds, peak_extra_bytes
 
 SIZES = {"tiny": (32, 10), "medium": (1024, 1000), "large": (4096, 8192)}
 EMBEDDING = 128  # the margin losses' embedding width
@@ -240,9 +242,6 @@ def run_backend(backend: str, sizes: list[str], rounds: int, budget: float) -> l
 
 def peak(name: str, provider: str) -> int:
     """Peak memory of one torch forward + backward at the large size (run in a fresh process)."""
-    import torch
-
-    torch.set_num_threads(1)
     fn = ours(name) if provider == "losskit" else torch_peer(name)
     step = torch_step(fn, name, *SIZES["large"])
     return peak_extra_bytes(step)
@@ -254,13 +253,41 @@ def child(args: list[str], env: dict[str, str] | None = None) -> Any:
     return json.loads(done.stdout)
 
 
+def markdown() -> str:
+    """The README's table: each loss's ratios, from the latest row of each measurement."""
+    latest: dict[tuple[str, ...], dict[str, str]] = {}
+    with (RESULTS / "backends.csv").open(newline="") as results:
+        for row in csv.DictReader(results):
+            latest[(row["backend"], row["setting"], row["loss"], row["size"])] = row
+    columns = [
+        ("torch, 1 thread", "torch", "1 thread", ("tiny", "medium", "large")),
+        ("torch, 2 threads", "torch", "2 threads", ("medium", "large")),
+        ("compiled", "compile", "1 thread", ("medium",)),
+        ("JAX jit / optax", "jax", "jit", ("tiny", "medium", "large")),
+        ("peak memory", "torch", "peak memory, 1 thread", ("large",)),
+    ]
+    head = [f"{title}: {' / '.join(sizes)}" for title, _, _, sizes in columns]
+    lines = ["| loss | " + " | ".join(head) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name in LOSSES:
+        cells = []
+        for _, backend, setting, sizes in columns:
+            found = [latest.get((backend, setting, name, size)) for size in sizes]
+            cells.append(" / ".join(f"{float(r['ratio']):.2f}x" if r else "-" for r in found))
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny and medium sizes, few rounds")
     parser.add_argument("--only", choices=("torch", "compile", "jax"), help="one backend")
+    parser.add_argument("--markdown", action="store_true", help="print the README's table from the CSV")
     parser.add_argument("--backend", help=argparse.SUPPRESS)  # a child process's work
     parser.add_argument("--peak", nargs=2, metavar=("LOSS", "PROVIDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown())
+        return
     sizes = ["tiny", "medium"] if args.quick else list(SIZES)
     rounds, budget = (3, 0.6) if args.quick else (5, 2.0)
     if args.peak:
@@ -271,7 +298,6 @@ def main() -> None:
             sizes = ["medium"]  # each loss and size compiles twice: the medium size only
         print(json.dumps(run_backend(args.backend, sizes, rounds, budget)))
         return
-    fixed_mmap_threshold()
     quick = ["--quick"] if args.quick else []
     rows = []
     settings = [("1", {}), ("2", {"OMP_WAIT_POLICY": "passive"})]
@@ -282,7 +308,10 @@ def main() -> None:
             rows += child(["--backend", backend, *quick], {"OMP_NUM_THREADS": threads, **env})
     if not args.quick and args.only in (None, "torch"):
         for name in LOSSES:
-            peaks = {p: child(["--peak", name, p]) for p in ("losskit", "torch")}
+            # Every block of 128 KiB or more its own mapping, so that the peak sees each one
+            # (times are measured without: it makes every large allocation fault in pages).
+            mapped = {"MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
+            peaks = {p: child(["--peak", name, p], mapped) for p in ("losskit", "torch")}
             ratio = peaks["losskit"] / max(peaks["torch"], 1)
             print(f"peak {name:34} losskit {peaks['losskit'] / MIB:8.1f} MiB  torch {peaks['torch'] / MIB:8.1f} MiB  {ratio:.2f}x", file=sys.stderr)
             rows.append({

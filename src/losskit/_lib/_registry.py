@@ -177,6 +177,17 @@ def _torch_wrt(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: tuple[int
     return wrt
 
 
+def _jax_rule_applies(args: tuple[Any, ...], kwargs: dict[str, Any], default: str) -> bool:
+    # A reduced loss of JAX arrays whose options hold no JAX array (which a custom rule would
+    # have to differentiate as well) is differentiated by its rule.
+    jax = sys.modules.get("jax")
+    if jax is None or not any(isinstance(a, jax.Array) for a in args):
+        return False
+    if any(isinstance(v, jax.Array) for v in kwargs.values()):
+        return False
+    return _reduction(kwargs, default) != "none"
+
+
 def _forward_mode(torch: Any) -> bool:
     # Forward-mode differentiation (torch.func.jvp, jacfwd, hessian; forward_ad) goes through
     # the plain operations: the rule gives vector-Jacobian products only.
@@ -261,6 +272,10 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                     ),
                     args,
                 )
+            if _jax_rule_applies(args, kwargs, default_reduction):
+                from . import _jax_autodiff
+
+                return _jax_autodiff.apply(run, args, kwargs, argnums, name, tuple(positional))
             return run(*args, **kwargs).value
 
         public.__signature__ = signature.replace(  # type: ignore[attr-defined]

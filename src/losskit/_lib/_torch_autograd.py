@@ -89,6 +89,14 @@ def _by_blocks(call: Call, arrays: tuple[Any, ...]) -> tuple[torch.Tensor, tuple
     return total, tuple(g.view(first.shape) for g in grads)
 
 
+def _is_one(grad_output: torch.Tensor) -> bool:
+    # loss.backward()'s upstream gradient, 1, needs no pass over the gradients; read only on
+    # the CPU, where reading a number costs no synchronisation.
+    if torch._C._are_functorch_transforms_active() or grad_output.device.type != "cpu":
+        return False
+    return grad_output.numel() == 1 and grad_output.item() == 1
+
+
 class _Rule(torch.autograd.Function):
     generate_vmap_rule = True
 
@@ -117,7 +125,7 @@ class _Rule(torch.autograd.Function):
         unit = call.unit_grads
         if unit is not None and not torch.is_grad_enabled():
             call.unit_grads = None  # scaled in place: a second backward recomputes them
-            grads = tuple(g.mul_(grad_output) for g in unit)
+            grads = unit if _is_one(grad_output) else tuple(g.mul_(grad_output) for g in unit)
         else:
             grads = call.run(tuple(arrays), grad_output).grads
         found = dict(zip(call.wrt, grads, strict=True))
