@@ -13,6 +13,7 @@ provider, with glibc's mmap threshold fixed (see ``_harness``); the times withou
     python benchmarks/bench_backends.py                 # torch eager, torch.compile, JAX
     python benchmarks/bench_backends.py --quick         # tiny and medium sizes, few rounds
     python benchmarks/bench_backends.py --only torch    # one backend (torch, compile, jax)
+    python benchmarks/bench_backends.py --loss focal_loss   # some losses only (repeatable)
     python benchmarks/bench_backends.py --markdown      # the README's table, from the CSV
 """
 
@@ -207,14 +208,14 @@ def side_by_side(mine: Callable[[], Any], theirs: Callable[[], Any], rounds: int
     }
 
 
-def run_backend(backend: str, sizes: list[str], rounds: int, budget: float) -> list[dict[str, Any]]:
+def run_backend(backend: str, losses: list[str], sizes: list[str], rounds: int, budget: float) -> list[dict[str, Any]]:
     """Time every loss on one backend in this process; rows of results."""
     rows = []
     if backend in ("torch", "compile"):
         import torch
 
         threads = torch.get_num_threads()
-    for name in LOSSES:
+    for name in losses:
         for size in sizes:
             n, c = SIZES[size]
             if backend == "jax":
@@ -281,6 +282,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny and medium sizes, few rounds")
     parser.add_argument("--only", choices=("torch", "compile", "jax"), help="one backend")
+    parser.add_argument("--loss", action="append", choices=LOSSES, help="this loss only (repeatable)")
     parser.add_argument("--markdown", action="store_true", help="print the README's table from the CSV")
     parser.add_argument("--backend", help=argparse.SUPPRESS)  # a child process's work
     parser.add_argument("--peak", nargs=2, metavar=("LOSS", "PROVIDER"), help=argparse.SUPPRESS)
@@ -288,6 +290,7 @@ def main() -> None:
     if args.markdown:
         print(markdown())
         return
+    losses = args.loss or list(LOSSES)
     sizes = ["tiny", "medium"] if args.quick else list(SIZES)
     rounds, budget = (3, 0.6) if args.quick else (5, 2.0)
     if args.peak:
@@ -296,18 +299,18 @@ def main() -> None:
     if args.backend:
         if args.backend == "compile":
             sizes = ["medium"]  # each loss and size compiles twice: the medium size only
-        print(json.dumps(run_backend(args.backend, sizes, rounds, budget)))
+        print(json.dumps(run_backend(args.backend, losses, sizes, rounds, budget)))
         return
-    quick = ["--quick"] if args.quick else []
+    passed = [*(["--quick"] if args.quick else []), *(arg for name in losses for arg in ("--loss", name))]
     rows = []
     settings = [("1", {}), ("2", {"OMP_WAIT_POLICY": "passive"})]
     for backend in ("torch", "compile", "jax"):
         if args.only not in (None, backend):
             continue
         for threads, env in settings if backend != "jax" else settings[1:]:
-            rows += child(["--backend", backend, *quick], {"OMP_NUM_THREADS": threads, **env})
+            rows += child(["--backend", backend, *passed], {"OMP_NUM_THREADS": threads, **env})
     if not args.quick and args.only in (None, "torch"):
-        for name in LOSSES:
+        for name in losses:
             # Every block of 128 KiB or more its own mapping, so that the peak sees each one
             # (times are measured without: it makes every large allocation fault in pages).
             mapped = {"MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
