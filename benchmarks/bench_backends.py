@@ -254,8 +254,17 @@ def child(args: list[str], env: dict[str, str] | None = None) -> Any:
     return json.loads(done.stdout)
 
 
+def _cell(row: dict[str, str] | None) -> str:
+    # The median ratio, and the range of the per-round ratios where there were rounds.
+    if row is None:
+        return "-"
+    spread = f" ({float(row['ratio_min']):.2f}-{float(row['ratio_max']):.2f})" if row.get("ratio_min") else ""
+    return f"{float(row['ratio']):.2f}x{spread}"
+
+
 def markdown() -> str:
-    """The README's table: each loss's ratios, from the latest row of each measurement."""
+    """The README's table: each loss's ratios (with the range over rounds), from the latest
+    row of each measurement."""
     latest: dict[tuple[str, ...], dict[str, str]] = {}
     with (RESULTS / "backends.csv").open(newline="") as results:
         for row in csv.DictReader(results):
@@ -273,7 +282,7 @@ def markdown() -> str:
         cells = []
         for _, backend, setting, sizes in columns:
             found = [latest.get((backend, setting, name, size)) for size in sizes]
-            cells.append(" / ".join(f"{float(r['ratio']):.2f}x" if r else "-" for r in found))
+            cells.append(" / ".join(_cell(r) for r in found))
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -234,8 +234,8 @@ def as_option_array(
         _check_real_option(fn, name or "option", value)
     if is_torch(value) and is_torch(like):  # .to keeps a gradient the option tensor may need
         return value.to(dtype=dtype, device=like.device)
-    # The common cases, checked traceably: an array of the input's library, a Python value.
-    plain = (is_torch(value) and is_torch(like)) or isinstance(value, (int, float, list, tuple))
+    # The common cases, checked traceably: a Python value, an array of the input's library.
+    plain = isinstance(value, (int, float, list, tuple))
     if not plain and _aac.is_array_api_obj(value) and _aac.array_namespace(value) is not xp:
         import numpy as np
 

@@ -21,6 +21,7 @@ __all__ = [
     "REDUCTIONS",
     "apply_reduction",
     "class_denominator",
+    "legacy_reduction",
     "reduce_class_positions",
     "resolve_reduction",
 ]
@@ -28,7 +29,8 @@ __all__ = [
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def _legacy(size_average: object, reduce: object) -> str:
+def legacy_reduction(size_average: object, reduce: object) -> str:
+    """The ``reduction`` torch's deprecated ``size_average`` / ``reduce`` stand for."""
     # torch/nn/_reduction.py: a missing value counts as True; reduce=False wins.
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
@@ -52,7 +54,7 @@ def resolve_reduction(
     is accepted, with a warning, as the old spelling of ``"mean"``.
     """
     if size_average is not None or reduce is not None:
-        legacy = _legacy(size_average, reduce)
+        legacy = legacy_reduction(size_average, reduce)
         warnings.warn(
             f"{fn}: size_average and reduce are deprecated; use reduction={legacy!r} instead",
             DeprecationWarning,

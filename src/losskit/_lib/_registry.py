@@ -26,6 +26,7 @@ from typing import Any
 
 from ._compat import Array
 from ._numerics import quiet_floating_point
+from ._reduction import legacy_reduction
 from ._vjp import Result
 
 __all__ = [
@@ -206,9 +207,7 @@ def _reduction(kwargs: dict[str, Any], default: str) -> str:
     size_average, reduce = kwargs.get("size_average"), kwargs.get("reduce")
     if size_average is None and reduce is None:
         return kwargs.get("reduction", default)
-    if reduce is not None and not reduce:
-        return "none"
-    return "sum" if size_average is not None and not size_average else "mean"
+    return legacy_reduction(size_average, reduce)
 
 
 def entries() -> tuple[Entry, ...]:
@@ -251,7 +250,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
             )
             raise TypeError(msg)
         run = quiet_floating_point(impl)
-        positional = [n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        positional = tuple(n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD)
         default_reduction = signature.parameters["reduction"].default if "reduction" in signature.parameters else "none"
         pointwise = facts.get("pointwise", False)
 
@@ -268,14 +267,14 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                 return _torch_autograd.apply(
                     _torch_autograd.Call(
                         run, kwargs, wrt, _reduction(kwargs, default_reduction), pointwise,
-                        name, tuple(positional),
+                        name, positional,
                     ),
                     args,
                 )
             if _jax_rule_applies(args, kwargs, default_reduction):
                 from . import _jax_autodiff
 
-                return _jax_autodiff.apply(run, args, kwargs, argnums, name, tuple(positional))
+                return _jax_autodiff.apply(run, args, kwargs, argnums, name, positional)
             return run(*args, **kwargs).value
 
         public.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -288,7 +287,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
             function=public,
             rule=impl,
             argnums=argnums,
-            arrays=tuple(positional) if arrays is None else arrays,
+            arrays=positional if arrays is None else arrays,
             **facts,
         )
         _ENTRIES[name] = found
