@@ -6,7 +6,7 @@ import math
 from typing import Any
 from types import ModuleType
 
-from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._registry import Curve, Equivalents, Kernel, Module, loss
 from ._lib._vjp import VJP, Result, finish, weigh_and_reduce
 from ._lib._validation import number, paired_floats, shape_of
 from ._lib._compat import Array, as_option_array, is_differentiable, namespace
@@ -100,6 +100,7 @@ _FACTS: dict[str, Any] = {
 @loss(
     **_FACTS,
     module=Module("L1Loss", _TORCH_POSITIONAL, drop_in=True),
+    kernel=Kernel("l1_loss"),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.l1_loss(pred, y)`, `torch.nn.L1Loss()`",
         optax="none; `jnp.abs(pred - y).mean()`",
@@ -167,6 +168,7 @@ def l1_loss(
 @loss(
     **_FACTS,
     module=Module("MSELoss", _TORCH_POSITIONAL, drop_in=True),
+    kernel=Kernel("mse_loss"),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.mse_loss(pred, y)`, `torch.nn.MSELoss()`",
         optax="`optax.squared_error(pred, y).mean()` (`optax.l2_loss` is half of it)",
@@ -230,6 +232,7 @@ def mse_loss(
 @loss(
     **_FACTS,
     module=Module("SmoothL1Loss", (*_TORCH_POSITIONAL, "beta"), drop_in=True),
+    kernel=Kernel("smooth_l1_loss", non_negative=("beta",)),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.smooth_l1_loss(pred, y, beta=b)`, `torch.nn.SmoothL1Loss()`",
         optax="`optax.huber_loss(pred, y, delta=b).mean() / b`",
@@ -310,6 +313,7 @@ def smooth_l1_loss(
 @loss(
     **_FACTS,
     module=Module("HuberLoss", ("reduction", "delta"), drop_in=True),
+    kernel=Kernel("huber_loss", positive=("delta",)),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.huber_loss(pred, y, delta=d)`, `torch.nn.HuberLoss()`",
         optax="`optax.huber_loss(pred, y, delta=d).mean()`",

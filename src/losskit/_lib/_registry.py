@@ -35,6 +35,7 @@ __all__ = [
     "Curve",
     "Entry",
     "Equivalents",
+    "Kernel",
     "Module",
     "entries",
     "entry",
@@ -89,6 +90,22 @@ class Curve:
 
 
 @dataclass(frozen=True)
+class Kernel:
+    """A ``torch.nn.functional`` loss that computes exactly what losskit's formula does, to the
+    bit, on CPU tensors: a call it can serve goes to it (with torch's own autograd).
+
+    It serves two tensors of one shape and one dtype, float32 or float64, on the CPU, with
+    ``reduction`` "none", "mean" or "sum" and no option but those named in ``positive``
+    (finite numbers > 0) and ``non_negative`` (finite numbers >= 0); any other call, the
+    ones losskit has to refuse included, runs losskit's own rule.
+    """
+
+    function: str
+    positive: tuple[str, ...] = ()
+    non_negative: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Entry:
     """Every fact about one public loss (or differentiable function)."""
 
@@ -106,6 +123,7 @@ class Entry:
     curve: Curve | None = None
     docs: str | None = None  # its page, relative to docs/
     pointwise: bool = False  # see loss()
+    kernel: Kernel | None = None  # see loss()
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -161,6 +179,11 @@ def run_call_hook(name: str, signature: inspect.Signature, args: tuple[Any, ...]
     hook = _CALL_HOOK[0]
     if hook is not None:
         hook(name, signature.bind(*args, **kwargs))
+
+
+def _is_tensor(x: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 
 def _torch_wrt(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: tuple[int, ...]) -> tuple[int, ...]:
@@ -253,6 +276,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
         positional = tuple(n for n, p in signature.parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD)
         default_reduction = signature.parameters["reduction"].default if "reduction" in signature.parameters else "none"
         pointwise = facts.get("pointwise", False)
+        kernel = facts.get("kernel")
 
         @functools.wraps(impl)
         def public(*args: Any, **kwargs: Any) -> Array:
@@ -260,6 +284,12 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                 msg = f"{name}() got an unexpected keyword argument 'vjp'"
                 raise TypeError(msg)
             run_call_hook(name, public.__signature__, args, kwargs)  # type: ignore[attr-defined]
+            if kernel is not None and _is_tensor(args[0] if args else None):
+                from . import _torch_kernels
+
+                served = _torch_kernels.call(kernel, args, kwargs)
+                if served is not None:
+                    return served
             wrt = _torch_wrt(args, kwargs, argnums)
             if wrt:
                 from . import _torch_autograd
@@ -309,6 +339,7 @@ def loss(
     diagnostics: tuple[str, ...] = (),
     explainer: str | None = None,
     pointwise: bool = False,
+    kernel: Kernel | None = None,
 ) -> Callable[[Callable[..., Result]], Any]:
     """Make the public function of a loss's implementation and record its :class:`Entry`.
 
@@ -316,7 +347,8 @@ def loss(
     ``arrays`` the positional parameters that are arrays (by default all of them). A
     ``pointwise`` loss of arrays of one shape has the loss of each element read that element
     of each array only, and its ``"mean"`` divides the sum by the number of elements (when no
-    option is an array): it may then be computed block by block. The public
+    option is an array): it may then be computed block by block. A loss with a ``kernel``
+    hands the calls that kernel computes to the bit to PyTorch's own. The public
     function runs with NumPy's floating-point warnings off: losses produce ``inf`` and NaN
     exactly where PyTorch does, and those are results, not accidents.
     """
@@ -330,6 +362,7 @@ def loss(
         "curve": curve,
         "docs": docs,
         "pointwise": pointwise,
+        "kernel": kernel,
     }
     return _register(facts, argnums, arrays)
 
