@@ -13,7 +13,7 @@ from ._lib._validation import (
     unit_number,
 )
 from ._lib._compat import Array, namespace, stop_gradient
-from ._lib._numerics import binary_logit_loss, log_sigmoid
+from ._lib._numerics import binary_logit_loss, log_sigmoid, softplus_parts
 from ._lib._reduction import resolve_reduction
 
 # PyTorch divides the gradient of binary_cross_entropy by max(x (1 - x), EPS) with this
@@ -199,12 +199,13 @@ def binary_cross_entropy_with_logits(
     if smoothing > 0:
         y = (1 - smoothing) * y + smoothing / 2
     pw = broadcast_option(fn, "pos_weight", pos_weight, y, xp)
-    per_position = binary_logit_loss(x, y, pos_weight=pw, xp=xp)
+    parts = softplus_parts(x, xp=xp)
+    per_position = binary_logit_loss(x, y, pos_weight=pw, xp=xp, parts=parts)
     w = broadcast_option(fn, "weight", weight, y, xp)
     value, u = weigh_and_reduce(fn, per_position, w, reduction, vjp, xp)
     grads = {}
     if vjp is not None:
-        log_sig = log_sigmoid(x, xp=xp)
+        log_sig = log_sigmoid(x, xp=xp, parts=parts)
         if vjp.wants(0):  # l_w sigmoid(x) - pos_weight y, finite at infinite logits
             sig = xp.exp(log_sig)
             grads[0] = u * (sig - y if pw is None else (1 + (pw - 1) * y) * sig - pw * y)

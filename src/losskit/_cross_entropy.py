@@ -24,6 +24,7 @@ from ._lib._reduction import (
     class_denominator,
     reduce_class_positions,
     resolve_reduction,
+    zero_ignored,
 )
 from ._lib._softmax_ce import ClassCrossEntropy
 
@@ -176,7 +177,7 @@ def class_index_cross_entropy(
     u = None
     if vjp is not None:
         g = upstream(fn, vjp, reduction, shape_of(classes.index), x, xp, denominator=denominator)
-        u = xp.where(classes.valid, g, xp.zeros_like(g))
+        u = zero_ignored(g, classes.valid, xp, shape=shape_of(classes.index))
     stats, at_target = terms.stats(x, classes.index, axis=axis, xp=xp, upstream=u)
     value = reduce_class_positions(
         terms.per_position(stats, xp), reduction, valid=classes.valid, denominator=denominator, xp=xp
@@ -329,7 +330,7 @@ def nll_loss(
     grads = {}
     if vjp is not None:
         g = upstream(fn, vjp, reduction, shape_of(per_position), x, xp, denominator=denominator)
-        u = xp.where(classes.valid, g, xp.zeros_like(g))
+        u = zero_ignored(g, classes.valid, xp, shape=shape_of(classes.index))
         at_target = u if target_weight is None else u * target_weight
         grads[0] = subtract_at_class(xp.zeros_like(x), classes.index, at_target, axis=axis, xp=xp)
     return finish(xp, value, input.dtype, vjp, grads, (input, target))

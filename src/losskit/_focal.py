@@ -20,11 +20,12 @@ from ._lib._validation import (
 from ._lib._registry import Curve, Equivalents, Module, loss
 from ._lib._vjp import VJP, Result, along_class, finish, upstream, weigh_and_reduce
 from ._lib._compat import Array, concrete_float, device, namespace, stop_gradient
-from ._lib._numerics import along_axis, binary_logit_loss, compute_dtype, log_sigmoid, take_class
+from ._lib._numerics import along_axis, binary_logit_loss, compute_dtype, log_sigmoid, softplus_parts, take_class
 from ._lib._reduction import (
     class_denominator,
     reduce_class_positions,
     resolve_reduction,
+    zero_ignored,
 )
 
 __all__ = ["focal_loss", "sigmoid_focal_loss"]
@@ -117,8 +118,10 @@ def sigmoid_focal_loss(
     g = _check_gamma(fn, gamma)
     x, y, out_dtype = paired_floats(fn, inputs, targets, xp)
     check_in_unit_interval(fn, "targets", y, xp)
-    ce = binary_logit_loss(x, y, xp=xp)
-    log_p, log_1mp = log_sigmoid(x, xp=xp), log_sigmoid(-x, xp=xp)
+    parts = softplus_parts(x, xp=xp)
+    ce = binary_logit_loss(x, y, xp=xp, parts=parts)
+    log_p = log_sigmoid(x, xp=xp, parts=parts)
+    log_1mp = log_sigmoid(-x, xp=xp, parts=None if parts is None else parts.negated())
     per_position = ce
     if g != 0:
         # log(1 - p_t) with 1 - p_t = p (1 - y) + (1 - p) y, never formed in linear space
@@ -276,7 +279,7 @@ def focal_loss(
     if vjp is not None:
         shape = shape_of(per_position)
         u = upstream(fn, vjp, reduction, shape, x, xp, denominator=denominator)
-        u = xp.where(classes.valid, u, xp.zeros_like(u))
+        u = zero_ignored(u, classes.valid, xp, shape=shape_of(classes.index))
         if target_weight is not None:
             u = u * target_weight
         # d log p_y / dx = onehot - p; d log(1 - p_y) / dx = softmax over the others - p

@@ -138,15 +138,17 @@ class MarginLogits(NamedTuple):
     slope: Array  # dt / dc, shape (N, C)
 
 
-def margin_logits(c: Array, index: Array, marked: Array, margin: Margin, xp: ModuleType) -> MarginLogits:
-    """Replace the target cosine of each ``marked`` row by ``psi`` of it."""
+def margin_logits(c: Array, index: Array, marked: Array | None, margin: Margin, xp: ModuleType) -> MarginLogits:
+    """Replace the target cosine of each ``marked`` row (``None``: every row) by ``psi`` of it."""
     picked = xp.take_along_axis(c, xp.expand_dims(index, axis=1), axis=1)[:, 0]
     value, slope = margin.target(picked, xp)
     if margin.gradient == "straight_through":  # the value of psi, the derivative of identity
         value = picked + stop_gradient(value - picked)
         slope = xp.ones_like(slope)
     classes = xp.arange(c.shape[1], device=device(c))
-    at_target = (classes[None, :] == index[:, None]) & marked[:, None]
+    at_target = classes[None, :] == index[:, None]
+    if marked is not None:
+        at_target = at_target & marked[:, None]
     unscaled = xp.where(at_target, value[:, None], c)
     return MarginLogits(unscaled, xp.where(at_target, slope[:, None], xp.ones_like(c)))
 

@@ -18,6 +18,7 @@ Array = Any
 __all__ = [
     "Array",
     "as_option_array",
+    "concrete_bounds",
     "concrete_float",
     "device",
     "index_dtype",
@@ -171,6 +172,19 @@ def concrete_float(x: Array) -> float | None:
     if not is_concrete(x):
         return None
     return float(x.detach() if is_torch(x) else x)
+
+
+def concrete_bounds(x: Array, xp: ModuleType) -> tuple[float, float] | None:
+    """The smallest and the largest element of a non-empty ``x`` as Python floats (NaN if it
+    holds one), or ``None`` when they are traced: :func:`concrete_float` of both, with one
+    check and, on PyTorch, one pass over ``x``."""
+    if is_torch(x):
+        if not is_concrete(x):
+            return None
+        low, high = sys.modules["torch"].aminmax(x.detach())
+        return float(low), float(high)
+    low = concrete_float(xp.min(x))  # (under a JAX transformation, as a tracer)
+    return None if low is None else (low, float(xp.max(x)))
 
 
 def stop_gradient(x: Array) -> Array:

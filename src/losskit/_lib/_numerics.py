@@ -23,6 +23,7 @@ from ._compat import Array, device, is_differentiable, is_jax, is_numpy, is_torc
 __all__ = [
     "SoftmaxGrad",
     "SoftmaxStats",
+    "SoftplusParts",
     "abs_sign0",
     "along_axis",
     "binary_logit_loss",
@@ -34,6 +35,7 @@ __all__ = [
     "sign",
     "softmax",
     "softmax_stats",
+    "softplus_parts",
     "subtract_at_class",
     "sum_to_shape",
     "take_class",
@@ -78,15 +80,41 @@ def xlogy(x: Array, y: Array, *, xp: ModuleType) -> Array:
     return x * xp.log(xp.where(spare, xp.ones_like(y), y))
 
 
-def log_sigmoid(x: Array, *, xp: ModuleType) -> Array:
+class SoftplusParts(NamedTuple):
+    """``x`` split for its softplus terms: ``above = max(x, 0)``, ``below = max(-x, 0)`` and
+    ``spread = log1p(exp(-|x|))``, so that ``log sigmoid(x) = -(below + spread)`` and
+    ``log sigmoid(-x) = -(above + spread)``: one ``exp`` and one ``log1p`` serve every
+    binary term of a logit. Selection-free, for an ``x`` that nothing differentiates (see
+    :func:`~._compat.is_differentiable`), as inside a loss's own gradient rule."""
+
+    above: Array
+    below: Array
+    spread: Array
+
+    def negated(self) -> SoftplusParts:
+        """The parts of ``-x``."""
+        return SoftplusParts(self.below, self.above, self.spread)
+
+
+def softplus_parts(x: Array, *, xp: ModuleType) -> SoftplusParts | None:
+    """The :class:`SoftplusParts` of ``x``; ``None`` when autodiff may differentiate ``x``
+    (the functions that take them then use their own selections)."""
+    if is_differentiable(x):
+        return None
+    return SoftplusParts(xp.maximum(x, 0.0), xp.maximum(-x, 0.0), xp.log1p(xp.exp(-xp.abs(x))))
+
+
+def log_sigmoid(x: Array, *, xp: ModuleType, parts: SoftplusParts | None = None) -> Array:
     """``log(sigmoid(x))``: ``-log1p(exp(-x))`` for ``x >= 0``, ``x - log1p(exp(x))`` below.
 
     Each branch reads only its own sign of ``x`` (0 otherwise), so nothing overflows and the
     gradient at 0 is exactly 1/2 on every backend (``|x|`` would leave it to each library's
-    choice of the derivative of ``abs`` at 0).
+    choice of the derivative of ``abs`` at 0). Given ``x``'s ``parts``, it is their sum.
     """
-    if not is_differentiable(x):  # the same sum without selections (slow on PyTorch's CPU)
-        return -(xp.maximum(-x, 0.0) + xp.log1p(xp.exp(-xp.abs(x))))
+    if parts is None:
+        parts = softplus_parts(x, xp=xp)
+    if parts is not None:  # the same sum without selections (slow on PyTorch's CPU)
+        return -(parts.below + parts.spread)
     positive = x >= 0
     zeros = xp.zeros_like(x)
     x_pos = xp.where(positive, x, zeros)
@@ -118,7 +146,8 @@ def abs_sign0(x: Array, *, xp: ModuleType) -> Array:
 
 
 def binary_logit_loss(
-    x: Array, y: Array, *, pos_weight: Array | None = None, xp: ModuleType
+    x: Array, y: Array, *, pos_weight: Array | None = None, xp: ModuleType,
+    parts: SoftplusParts | None = None,
 ) -> Array:
     """``-[pos_weight * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]``, accurately.
 
@@ -133,18 +162,18 @@ def binary_logit_loss(
     reads 0), so neither overflows nor poisons an autograd gradient, and the gradient at 0 is
     the true ``sigmoid(0) - y``. As in PyTorch, ``x = -inf`` gives NaN whatever the target,
     with PyTorch's finite gradient ``-pos_weight * y`` there: the NaN is added as a constant,
-    so autograd still differentiates the branch for ``x < 0``.
+    so autograd still differentiates the branch for ``x < 0``. Given ``x``'s ``parts``, it
+    is made of them.
     """
     lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
     pwy = y if pos_weight is None else pos_weight * y
-    if not is_differentiable(x):
+    if parts is None:
+        parts = softplus_parts(x, xp=xp)
+    if parts is not None:
         # Both branches at once, (1 - y) max(x, 0) + pwy max(-x, 0) + l_w log1p(exp(-|x|)),
         # with no selection (slow on PyTorch's CPU); 0 * max(-x, 0) is NaN at -inf only.
-        below = xp.maximum(-x, 0.0)
-        spread = xp.log1p(xp.exp(-xp.abs(x)))
-        if pos_weight is not None:
-            spread = lw * spread
-        return (1 - y) * xp.maximum(x, 0.0) + (pwy * below + 0.0 * below) + spread
+        spread = parts.spread if pos_weight is None else lw * parts.spread
+        return (1 - y) * parts.above + (pwy * parts.below + 0.0 * parts.below) + spread
     positive = x >= 0
     zeros = xp.zeros_like(x)
     x_pos = xp.where(positive, x, zeros)

@@ -24,6 +24,7 @@ __all__ = [
     "legacy_reduction",
     "reduce_class_positions",
     "resolve_reduction",
+    "zero_ignored",
 ]
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -88,26 +89,36 @@ def apply_reduction(
 
 
 def class_denominator(
-    valid: Array, target_weight: Array | None, *, dtype: object, xp: ModuleType
-) -> Array:
+    valid: Array | None, target_weight: Array | None, *, dtype: object, xp: ModuleType
+) -> Array | None:
     """The ``"mean"`` denominator of a class-index loss: ``sum_i valid_i * w[y_i]``.
 
     That is PyTorch's weighted mean for ``cross_entropy`` and ``nll_loss``: the number of
     non-ignored positions when there are no class weights, so an all-ignored batch gives
-    0 / 0 = NaN.
+    0 / 0 = NaN. ``valid`` is ``None`` where no position is ignored; the denominator is then
+    ``None`` (the number of positions) without weights.
     """
+    if valid is None:
+        return None if target_weight is None else xp.sum(target_weight)
     counted = xp.astype(valid, dtype)
     if target_weight is not None:
         counted = counted * target_weight
     return xp.sum(counted)
 
 
+def zero_ignored(x: Array, valid: Array | None, xp: ModuleType, *, shape: tuple[int, ...] | None = None) -> Array:
+    """``x`` with the positions ``valid`` marks ignored set to 0 (``None``: none are), broadcast
+    to the positions' ``shape`` (by default ``x``'s own)."""
+    if valid is not None:
+        return xp.where(valid, x, xp.zeros_like(x))
+    return x if shape is None or tuple(x.shape) == shape else xp.broadcast_to(x, shape)
+
+
 def reduce_class_positions(
-    loss: Array, reduction: str, *, valid: Array, denominator: Array | None, xp: ModuleType
+    loss: Array, reduction: str, *, valid: Array | None, denominator: Array | None, xp: ModuleType
 ) -> Array:
     """Zero the ignored positions of a class-index loss and reduce it.
 
     ``denominator`` (from :func:`class_denominator`) divides the sum for ``"mean"``.
     """
-    loss = xp.where(valid, loss, xp.zeros_like(loss))
-    return apply_reduction(loss, reduction, xp=xp, denominator=denominator)
+    return apply_reduction(zero_ignored(loss, valid, xp), reduction, xp=xp, denominator=denominator)

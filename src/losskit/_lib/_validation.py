@@ -14,7 +14,7 @@ import operator
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ._compat import Array, as_option_array, concrete_float, index_dtype, size
+from ._compat import Array, as_option_array, concrete_bounds, index_dtype, size
 from ._numerics import compute_dtype
 
 __all__ = [
@@ -51,7 +51,7 @@ class TargetIndexError(IndexError, ValueError):
 
 def shape_of(x: Array) -> tuple[int, ...]:
     """``x.shape`` as a plain tuple of ints (``torch.Size`` prints differently)."""
-    return tuple(int(d) for d in x.shape)
+    return tuple(map(int, x.shape))
 
 
 def check_has_classes(fn: str, num_classes: int, axis: int) -> None:
@@ -146,11 +146,11 @@ def check_in_unit_interval(fn: str, name: str, x: Array, xp: ModuleType) -> None
     """Raise ``ValueError`` when concrete ``x`` has values outside [0, 1] (NaN included)."""
     if size(x) == 0:
         return
-    has_nan = concrete_float(xp.any(xp.isnan(x)))
-    low, high = concrete_float(xp.min(x)), concrete_float(xp.max(x))
-    if has_nan is None or low is None or high is None:
+    bounds = concrete_bounds(x, xp)
+    if bounds is None:
         return
-    if has_nan:
+    low, high = bounds
+    if math.isnan(low) or math.isnan(high):  # the minimum and maximum propagate NaN
         found = "NaN"
     elif low < 0 or high > 1:
         found = f"{low:g}" if low < 0 else f"{high:g}"
@@ -194,7 +194,7 @@ class ClassTarget(NamedTuple):
 
     num_classes: int
     index: Array  # the targets, ignored positions replaced by class 0
-    valid: Array  # False where the target equals ignore_index
+    valid: Array | None  # False where the target equals ignore_index; None: ignored nowhere
 
 
 def class_index_target(
@@ -219,12 +219,16 @@ def class_index_target(
     # Compared and gathered as the index dtype: PyTorch gathers with int64 only, and in uint8
     # the default ignore_index -100 would not fit (it would wrap to class 156).
     target = xp.astype(target, index_dtype(xp), copy=False)
+    bounds = concrete_bounds(target, xp) if size(target) else None
+    if bounds is not None and not bounds[0] <= ignore_index <= bounds[1]:
+        # No target can equal ignore_index: the common case costs no mask.
+        check_class_range(fn, int(bounds[0]), int(bounds[1]), num_classes, ignore_index)
+        return ClassTarget(num_classes, target, None)
     valid = target != ignore_index
     index = xp.where(valid, target, xp.zeros_like(target))
-    if size(target):
-        low, high = concrete_float(xp.min(index)), concrete_float(xp.max(index))
-        if low is not None and high is not None:
-            check_class_range(fn, int(low), int(high), num_classes, ignore_index)
+    if bounds is not None:
+        low, high = concrete_bounds(index, xp)  # type: ignore[misc]
+        check_class_range(fn, int(low), int(high), num_classes, ignore_index)
     return ClassTarget(num_classes, index, valid)
 
 
