@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from ._lib import _numerics
@@ -19,8 +21,16 @@ from ._lib._validation import (
 )
 from ._lib._registry import Curve, Equivalents, Module, loss
 from ._lib._vjp import VJP, Result, along_class, finish, upstream, weigh_and_reduce
-from ._lib._compat import Array, concrete_float, device, namespace, stop_gradient
-from ._lib._numerics import along_axis, binary_logit_loss, compute_dtype, log_sigmoid, softplus_parts, take_class
+from ._lib._compat import Array, concrete_float, device, is_differentiable, namespace, stop_gradient
+from ._lib._numerics import (
+    along_axis,
+    binary_logit_loss,
+    compute_dtype,
+    log_sigmoid,
+    softplus_parts,
+    subtract_at_class,
+    take_class,
+)
 from ._lib._reduction import (
     class_denominator,
     reduce_class_positions,
@@ -233,11 +243,40 @@ def focal_loss(
     if lowest is not None and not lowest >= 0:
         msg = f"{fn}: alpha must be >= 0 for every class, got a minimum of {lowest:g}"
         raise ValueError(msg)
+    if is_differentiable(x):
+        per_position, gradient = _focal_through_operations(x, classes.index, g, axis, xp)
+    else:
+        per_position, gradient = _focal_in_passes(x, classes.index, g, axis, xp)
+    target_weight = None if w is None else take_class(w, classes.index, xp=xp)
+    if target_weight is not None:
+        per_position = target_weight * per_position
+    denominator = None
+    if reduction == "mean":
+        denominator = class_denominator(classes.valid, target_weight, dtype=x.dtype, xp=xp)
+    value = reduce_class_positions(
+        per_position, reduction, valid=classes.valid, denominator=denominator, xp=xp
+    )
+    grads = {}
+    if vjp is not None:
+        shape = shape_of(per_position)
+        u = upstream(fn, vjp, reduction, shape, x, xp, denominator=denominator)
+        u = zero_ignored(u, classes.valid, xp, shape=shape_of(classes.index))
+        if target_weight is not None:
+            u = u * target_weight
+        grads[0] = gradient(u)
+    return finish(xp, value, input.dtype, vjp, grads, (input, target))
+
+
+def _focal_through_operations(
+    x: Array, index: Array, g: float, axis: int, xp: ModuleType
+) -> tuple[Array, Callable[[Array], Array]]:
+    """The focal loss of each position and its gradient (given the per-position upstream),
+    in operations autodiff can differentiate: every selection keeps both of its sides finite."""
     t = x - stop_gradient(xp.max(x, axis=axis, keepdims=True))  # it cancels: no slope
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
-    index = xp.expand_dims(classes.index, axis=axis)
+    index = xp.expand_dims(index, axis=axis)
     log_p = xp.squeeze(xp.take_along_axis(t, index, axis=axis) - log_norm, axis=axis)
-    is_target = along_axis(xp.arange(num_classes, device=device(x)), axis, x.ndim, xp) == index
+    is_target = along_axis(xp.arange(x.shape[axis], device=device(x)), axis, x.ndim, xp) == index
     modulation = None
     if g != 0:
         # log(1 - p_y) = logsumexp over the other classes - logsumexp over all of them. With no
@@ -266,33 +305,65 @@ def focal_loss(
         hopeless = log_p == -xp.inf
         held = xp.where(hopeless, stop_gradient(modulation), modulation)
         per_position = -held * log_p
-    target_weight = None if w is None else take_class(w, classes.index, xp=xp)
-    if target_weight is not None:
-        per_position = target_weight * per_position
-    denominator = None
-    if reduction == "mean":
-        denominator = class_denominator(classes.valid, target_weight, dtype=x.dtype, xp=xp)
-    value = reduce_class_positions(
-        per_position, reduction, valid=classes.valid, denominator=denominator, xp=xp
-    )
-    grads = {}
-    if vjp is not None:
-        shape = shape_of(per_position)
-        u = upstream(fn, vjp, reduction, shape, x, xp, denominator=denominator)
-        u = zero_ignored(u, classes.valid, xp, shape=shape_of(classes.index))
-        if target_weight is not None:
-            u = u * target_weight
+
+    def gradient(u: Array) -> Array:
         # d log p_y / dx = onehot - p; d log(1 - p_y) / dx = softmax over the others - p
         p = xp.exp(t - log_norm)
         if modulation is None:
             d_log_p = xp.astype(is_target, x.dtype) - p
-            grads[0] = -along_class(u, axis, xp) * d_log_p
+            return -along_class(u, axis, xp) * d_log_p
+        # 1 - p_y at the target as exp(log(1 - p_y)): exact when p_y rounds to 1
+        d_log_p = xp.where(is_target, xp.exp(log_1mp), -p)
+        d_log_1mp = xp.exp(others - log_others) - p
+        # 0 where log p_y = -inf: the limit of log p_y * d_log_1mp (see the loss above)
+        coef = xp.where(hopeless, xp.zeros_like(log_p), g * log_p)
+        scale = along_class(u * modulation, axis, xp)
+        return -scale * (along_class(coef, axis, xp) * d_log_1mp + d_log_p)
+
+    return per_position, gradient
+
+
+def _focal_in_passes(
+    x: Array, index: Array, g: float, axis: int, xp: ModuleType
+) -> tuple[Array, Callable[[Array], Array]]:
+    """:func:`_focal_through_operations` for an ``x`` that nothing differentiates, in a few
+    passes over the logits and one temporary of their size (the exponentials, which become
+    the gradient in place on PyTorch and NumPy).
+
+    With ``e = exp(x - m)``, ``Z = sum e`` and ``R = Z - e_y``, the sum over the other
+    classes, summed as such (the target's exponential zeroed, so no cancellation when
+    ``p_y`` nears 1): ``log(1 - p_y) = log R - log Z``. The gradient at a class ``c != y``
+    is ``e_c`` times a number per position, ``s (1 - k e_y / R) / Z`` with
+    ``s = u (1 - p_y)^g`` and ``k = g log p_y``; at the target it is ``s (k p_y - R / Z)``.
+    """
+    row_max = xp.max(x, axis=axis, keepdims=True)
+    at = xp.expand_dims(index, axis=axis)
+    e = _numerics.exp_shifted(x, row_max, xp=xp)
+    e_y = xp.squeeze(xp.take_along_axis(e, at, axis=axis), axis=axis)  # e_y - e_y is then 0
+    total = xp.sum(e, axis=axis)
+    log_p = xp.squeeze(xp.take_along_axis(x, at, axis=axis) - row_max, axis=axis) - xp.log(total)
+    e = subtract_at_class(e, index, e_y, axis=axis, xp=xp)  # the other classes' exponentials
+    rest = xp.sum(e, axis=axis)
+    modulation = coef = None
+    per_position = -log_p
+    if g != 0:
+        log_q = xp.log(rest) - xp.log(total)  # -inf where no other class is left
+        near_one = log_q < -math.log(2)  # as in _focal_through_operations
+        log_p = xp.where(near_one, xp.log1p(-xp.exp(log_q)), log_p)
+        modulation = xp.exp(g * log_q)
+        coef = xp.where(log_p == -xp.inf, xp.zeros_like(log_p), g * log_p)
+        per_position = -modulation * log_p
+
+    def gradient(u: Array) -> Array:
+        if coef is None:
+            per_class, at_target = u / total, -u * rest / total
         else:
-            # 1 - p_y at the target as exp(log(1 - p_y)): exact when p_y rounds to 1
-            d_log_p = xp.where(is_target, xp.exp(log_1mp), -p)
-            d_log_1mp = xp.exp(others - log_others) - p
-            # 0 where log p_y = -inf: the limit of log p_y * d_log_1mp (see the loss above)
-            coef = xp.where(hopeless, xp.zeros_like(log_p), g * log_p)
-            scale = along_class(u * modulation, axis, xp)
-            grads[0] = -scale * (along_class(coef, axis, xp) * d_log_1mp + d_log_p)
-    return finish(xp, value, input.dtype, vjp, grads, (input, target))
+            scale = u * modulation
+            # R = 0 leaves no other class: e is then all 0, and the factor any finite number
+            safe_rest = xp.where(rest > 0, rest, xp.ones_like(rest))
+            per_class = scale * (1 - coef * e_y / safe_rest) / total
+            at_target = scale * (coef * (e_y / total) - rest / total)
+        grad = _numerics.scale_along(e, per_class, axis=axis, xp=xp)
+        return subtract_at_class(grad, index, -at_target, axis=axis, xp=xp)
+
+    return per_position, gradient

@@ -28,10 +28,12 @@ __all__ = [
     "along_axis",
     "binary_logit_loss",
     "compute_dtype",
+    "exp_shifted",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
     "quiet_floating_point",
+    "scale_along",
     "sign",
     "softmax",
     "softmax_stats",
@@ -437,6 +439,29 @@ def _softmax_stats_torch(
         if grad.row_shift is not None:
             out = out.sub_(grad.row_shift.unsqueeze(axis) * along_axis(grad.shift, axis, x.ndim, torch))
     return SoftmaxStats(log_norm.squeeze(axis), picked, dot, row_max.squeeze(axis), out, ent)
+
+
+def exp_shifted(x: Array, shift: Array, *, xp: ModuleType) -> Array:
+    """``exp(x - shift)``, in one temporary of ``x``'s size on PyTorch when nothing
+    differentiates it (NumPy's ``exp`` is given its input as output)."""
+    if is_numpy(x):
+        t = x - shift
+        return np.exp(t, out=t)
+    if is_torch(x) and not is_differentiable(x):
+        return (x - shift).exp_()
+    return xp.exp(x - shift)
+
+
+def scale_along(g: Array, factor: Array, *, axis: int, xp: ModuleType) -> Array:
+    """``g`` times a per-position ``factor`` (``g``'s shape without ``axis``), broadcast along
+    ``axis``; in place on NumPy and on a PyTorch ``g`` that nothing differentiates (a fresh
+    buffer, as :func:`exp_shifted`'s)."""
+    f = xp.expand_dims(factor, axis=axis)
+    if is_numpy(g):
+        return np.multiply(g, f, out=g)
+    if is_torch(g) and not is_differentiable(g) and not is_differentiable(f):
+        return g.mul_(f)
+    return g * f
 
 
 def subtract_at_class(g: Array, index: Array, values: Array, *, axis: int, xp: ModuleType) -> Array:
