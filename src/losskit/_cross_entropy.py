@@ -17,8 +17,8 @@ from ._lib._validation import (
     shape_of,
     unit_number,
 )
-from ._lib._compat import Array, namespace, stop_gradient
-from ._lib._numerics import compute_dtype, subtract_at_class, take_class
+from ._lib._compat import Array, is_differentiable, namespace, stop_gradient
+from ._lib._numerics import compute_dtype, scale_along, subtract_at_class, take_class
 from ._lib._reduction import (
     apply_reduction,
     class_denominator,
@@ -398,15 +398,19 @@ def softmax_entropy(
     axis = class_axis(fn, input, dim)
     x = xp.astype(input, compute_dtype(xp, input.dtype), copy=False)
     t = x - stop_gradient(xp.max(x, axis=axis, keepdims=True))  # the entropy does not depend on it
-    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
-    p = xp.exp(t - log_norm)
-    finite_t = xp.where(t == -xp.inf, xp.zeros_like(t), t)
-    expected_t = xp.sum(p * finite_t, axis=axis, keepdims=True)
-    per_position = xp.squeeze(log_norm - expected_t, axis=axis)
+    if is_differentiable(x):
+        finite_t = xp.where(t == -xp.inf, xp.zeros_like(t), t)
+    else:  # the same where it matters (exp(t) = 0 below), without a selection
+        finite_t = xp.clip(t, min=float(xp.finfo(t.dtype).min))
+    e = xp.exp(t)
+    total = xp.sum(e, axis=axis, keepdims=True)
+    expected_t = xp.sum(e * finite_t, axis=axis, keepdims=True) / total
+    per_position = xp.squeeze(xp.log(total) - expected_t, axis=axis)
     value = apply_reduction(per_position, reduction, xp=xp)
     grads = {}
     if vjp is not None:
         # d H / d x_j = -p_j (t_j - sum_c p_c t_c); impossible classes (p_j = 0) get 0
-        u = along_class(upstream(fn, vjp, reduction, shape_of(per_position), x, xp), axis, xp)
-        grads[0] = -u * p * (finite_t - expected_t)
+        u = upstream(fn, vjp, reduction, shape_of(per_position), x, xp)
+        per_row = xp.squeeze(-along_class(u, axis, xp) / total, axis=axis)
+        grads[0] = scale_along((finite_t - expected_t) * e, per_row, axis=axis, xp=xp)
     return finish(xp, value, input.dtype, vjp, grads, (input,))

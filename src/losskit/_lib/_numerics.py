@@ -76,8 +76,11 @@ def xlogy(x: Array, y: Array, *, xp: ModuleType) -> Array:
     """``x * log(y)`` with ``0 * log(0) = 0`` (and NaN kept when ``y`` is NaN).
 
     The logarithm reads 1 wherever ``x == 0``, so neither the value nor an autograd gradient
-    meets ``0 * inf``.
+    meets ``0 * inf``. PyTorch tensors that nothing differentiates take ``torch.xlogy``, the
+    same function in one pass.
     """
+    if is_torch(x) and not is_differentiable(x) and not is_differentiable(y):
+        return sys.modules["torch"].xlogy(x, y)
     spare = (x == 0) & ~xp.isnan(y)
     return x * xp.log(xp.where(spare, xp.ones_like(y), y))
 
