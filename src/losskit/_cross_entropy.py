@@ -18,7 +18,7 @@ from ._lib._validation import (
     unit_number,
 )
 from ._lib._compat import Array, is_differentiable, namespace, stop_gradient
-from ._lib._numerics import compute_dtype, scale_along, subtract_at_class, take_class
+from ._lib._numerics import compute_dtype, scale_along, subtract_at_class, take_at_class, take_class
 from ._lib._reduction import (
     apply_reduction,
     class_denominator,
@@ -320,8 +320,7 @@ def nll_loss(
     denominator = None
     if reduction == "mean":
         denominator = class_denominator(classes.valid, target_weight, dtype=x.dtype, xp=xp)
-    picked = xp.take_along_axis(x, xp.expand_dims(classes.index, axis=axis), axis=axis)
-    per_position = -xp.squeeze(picked, axis=axis)
+    per_position = -take_at_class(x, classes.index, axis=axis, xp=xp)
     if target_weight is not None:
         per_position = target_weight * per_position
     value = reduce_class_positions(

@@ -29,6 +29,7 @@ from ._lib._numerics import (
     log_sigmoid,
     softplus_parts,
     subtract_at_class,
+    take_at_class,
     take_class,
 )
 from ._lib._reduction import (
@@ -274,8 +275,8 @@ def _focal_through_operations(
     in operations autodiff can differentiate: every selection keeps both of its sides finite."""
     t = x - stop_gradient(xp.max(x, axis=axis, keepdims=True))  # it cancels: no slope
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
+    log_p = take_at_class(t, index, axis=axis, xp=xp) - xp.squeeze(log_norm, axis=axis)
     index = xp.expand_dims(index, axis=axis)
-    log_p = xp.squeeze(xp.take_along_axis(t, index, axis=axis) - log_norm, axis=axis)
     is_target = along_axis(xp.arange(x.shape[axis], device=device(x)), axis, x.ndim, xp) == index
     modulation = None
     if g != 0:
@@ -337,11 +338,10 @@ def _focal_in_passes(
     ``s = u (1 - p_y)^g`` and ``k = g log p_y``; at the target it is ``s (k p_y - R / Z)``.
     """
     row_max = xp.max(x, axis=axis, keepdims=True)
-    at = xp.expand_dims(index, axis=axis)
     e = _numerics.exp_shifted(x, row_max, xp=xp)
-    e_y = xp.squeeze(xp.take_along_axis(e, at, axis=axis), axis=axis)  # e_y - e_y is then 0
+    e_y = take_at_class(e, index, axis=axis, xp=xp)  # from e itself: e_y - e_y is then 0
     total = xp.sum(e, axis=axis)
-    log_p = xp.squeeze(xp.take_along_axis(x, at, axis=axis) - row_max, axis=axis) - xp.log(total)
+    log_p = take_at_class(x, index, axis=axis, xp=xp) - xp.squeeze(row_max, axis=axis) - xp.log(total)
     e = subtract_at_class(e, index, e_y, axis=axis, xp=xp)  # the other classes' exponentials
     rest = xp.sum(e, axis=axis)
     modulation = coef = None

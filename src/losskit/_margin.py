@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import NamedTuple
 
 from ._lib._compat import Array, device, index_dtype, namespace, stop_gradient
-from ._lib._numerics import compute_dtype
+from ._lib._numerics import compute_dtype, take_at_class
 from ._lib._registry import transform
 from ._lib._validation import check_floating, class_index_target, finite_number, integer, shape_of
 from ._lib._vjp import VJP, Result, finish, upstream
@@ -140,7 +140,7 @@ class MarginLogits(NamedTuple):
 
 def margin_logits(c: Array, index: Array, marked: Array | None, margin: Margin, xp: ModuleType) -> MarginLogits:
     """Replace the target cosine of each ``marked`` row (``None``: every row) by ``psi`` of it."""
-    picked = xp.take_along_axis(c, xp.expand_dims(index, axis=1), axis=1)[:, 0]
+    picked = take_at_class(c, index, axis=1, xp=xp)
     value, slope = margin.target(picked, xp)
     if margin.gradient == "straight_through":  # the value of psi, the derivative of identity
         value = picked + stop_gradient(value - picked)

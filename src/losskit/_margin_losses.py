@@ -160,7 +160,7 @@ def _margin_loss(
     grads = {}
     if vjp is not None:
         p = g * a * logits.slope  # dL/dcos
-        q = g * logits.unscaled  # dL/da
+        q = None if head.norms == FIXED else g * logits.unscaled  # dL/da
         if sub_centers:  # route each class's gradient to its nearest sub-centre
             k = xp.arange(centers.shape[1], device=device(cos))
             p = xp.reshape(xp.where(nearest[..., None] == k, p[..., None], 0.0), cos_all.shape)

@@ -40,6 +40,7 @@ __all__ = [
     "softplus_parts",
     "subtract_at_class",
     "sum_to_shape",
+    "take_at_class",
     "take_class",
     "xlogy",
 ]
@@ -316,8 +317,7 @@ def softmax_stats(
     log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
     picked = None
     if index is not None:
-        gathered = xp.take_along_axis(t, xp.expand_dims(index, axis=axis), axis=axis)
-        picked = xp.squeeze(gathered, axis=axis)
+        picked = take_at_class(t, index, axis=axis, xp=xp)
     dot = None
     if coef is not None:
         dot = xp.sum(t * along_axis(coef, axis, x.ndim, xp), axis=axis)
@@ -483,6 +483,15 @@ def subtract_at_class(g: Array, index: Array, values: Array, *, axis: int, xp: M
         return g.scatter_add_(axis, expanded, -v)
     classes = along_axis(xp.arange(g.shape[axis], device=device(g)), axis, g.ndim, xp)
     return xp.where(classes == expanded, g - v, g)
+
+
+def take_at_class(x: Array, index: Array, *, axis: int, xp: ModuleType) -> Array:
+    """The entry of ``x`` at each position's class ``index`` along ``axis``, shaped like
+    ``index`` (PyTorch's ``gather`` costs a tenth of array-api-compat's ``take_along_axis``)."""
+    expanded = xp.expand_dims(index, axis=axis)
+    if is_torch(x):
+        return x.gather(axis, expanded).squeeze(axis)
+    return xp.squeeze(xp.take_along_axis(x, expanded, axis=axis), axis=axis)
 
 
 def take_class(values: Array, index: Array, *, xp: ModuleType) -> Array:

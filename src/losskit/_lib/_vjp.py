@@ -11,10 +11,11 @@ adjoints every loss shares: of the reduction (:func:`upstream`), of an element w
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any, NamedTuple
 
-from ._compat import Array, as_option_array
+from ._compat import Array, as_option_array, device
 from ._reduction import apply_reduction
 from ._validation import shape_of
 
@@ -71,6 +72,9 @@ def upstream(
                 f"upstream gradient, an array of the loss's shape {shape}"
             )
             raise ValueError(msg)
+        if reduction != "mean" or denominator is None:  # 1 or 1 / count, made at once
+            count = math.prod(shape) if reduction == "mean" else 1
+            return xp.full((), 1.0 / count if count else math.inf, dtype=like.dtype, device=device(like))
         g = 1.0
     g = as_option_array(g, xp, dtype=like.dtype, like=like, fn=fn, name="grad_output")
     expected = () if reduced else shape
@@ -78,10 +82,7 @@ def upstream(
         msg = f"{fn}: grad_output must have the loss's shape {expected}, got {shape_of(g)}"
         raise ValueError(msg)
     if reduction == "mean":
-        count = 1
-        for d in shape:
-            count *= d
-        g = g / (count if denominator is None else denominator)
+        g = g / (math.prod(shape) if denominator is None else denominator)
     return g
 
 
