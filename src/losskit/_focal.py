@@ -26,7 +26,9 @@ from ._lib._numerics import (
     along_axis,
     binary_logit_loss,
     compute_dtype,
+    exp_shifted,
     log_sigmoid,
+    scale_along,
     softplus_parts,
     subtract_at_class,
     take_at_class,
@@ -338,16 +340,17 @@ def _focal_in_passes(
     ``s = u (1 - p_y)^g`` and ``k = g log p_y``; at the target it is ``s (k p_y - R / Z)``.
     """
     row_max = xp.max(x, axis=axis, keepdims=True)
-    e = _numerics.exp_shifted(x, row_max, xp=xp)
+    e = exp_shifted(x, row_max, xp=xp)
     e_y = take_at_class(e, index, axis=axis, xp=xp)  # from e itself: e_y - e_y is then 0
     total = xp.sum(e, axis=axis)
-    log_p = take_at_class(x, index, axis=axis, xp=xp) - xp.squeeze(row_max, axis=axis) - xp.log(total)
+    log_z = xp.log(total)
+    log_p = take_at_class(x, index, axis=axis, xp=xp) - xp.squeeze(row_max, axis=axis) - log_z
     e = subtract_at_class(e, index, e_y, axis=axis, xp=xp)  # the other classes' exponentials
     rest = xp.sum(e, axis=axis)
     modulation = coef = None
     per_position = -log_p
     if g != 0:
-        log_q = xp.log(rest) - xp.log(total)  # -inf where no other class is left
+        log_q = xp.log(rest) - log_z  # -inf where no other class is left
         near_one = log_q < -math.log(2)  # as in _focal_through_operations
         log_p = xp.where(near_one, xp.log1p(-xp.exp(log_q)), log_p)
         modulation = xp.exp(g * log_q)
@@ -363,7 +366,7 @@ def _focal_in_passes(
             safe_rest = xp.where(rest > 0, rest, xp.ones_like(rest))
             per_class = scale * (1 - coef * e_y / safe_rest) / total
             at_target = scale * (coef * (e_y / total) - rest / total)
-        grad = _numerics.scale_along(e, per_class, axis=axis, xp=xp)
+        grad = scale_along(e, per_class, axis=axis, xp=xp)
         return subtract_at_class(grad, index, -at_target, axis=axis, xp=xp)
 
     return per_position, gradient

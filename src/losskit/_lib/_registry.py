@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._compat import Array
+from ._compat import Array, is_torch
 from ._numerics import quiet_floating_point
 from ._reduction import legacy_reduction
 from ._vjp import Result
@@ -181,11 +181,6 @@ def run_call_hook(name: str, signature: inspect.Signature, args: tuple[Any, ...]
         hook(name, signature.bind(*args, **kwargs))
 
 
-def _is_tensor(x: object) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
 def _torch_wrt(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: tuple[int, ...]) -> tuple[int, ...]:
     # The positional arguments autograd wants gradients of, when the rule can give them all:
     # eager PyTorch with grad mode on, no option tensor that needs a gradient of its own.
@@ -284,7 +279,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                 msg = f"{name}() got an unexpected keyword argument 'vjp'"
                 raise TypeError(msg)
             run_call_hook(name, public.__signature__, args, kwargs)  # type: ignore[attr-defined]
-            if kernel is not None and _is_tensor(args[0] if args else None):
+            if kernel is not None and args and is_torch(args[0]):
                 from . import _torch_kernels
 
                 served = _torch_kernels.call(kernel, args, kwargs)
