@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .._lib._head import LinearCrossEntropyStats
 from .._lib._numerics import compute_dtype
 from .._lib._validation import check_class_range
 from ._chunks import LinearCrossEntropyFunction, Vocabulary, default_chunk_rows
@@ -21,35 +22,6 @@ from ._options import validate_options
 __all__ = ["LinearCrossEntropyStats", "Tokens", "linear_cross_entropy"]
 
 Tensor = torch.Tensor
-
-
-class LinearCrossEntropyStats(NamedTuple):
-    """What ``linear_cross_entropy(..., return_stats=True)`` returns, from the same pass.
-
-    Attributes
-    ----------
-    loss : Tensor
-        The loss, exactly as without ``return_stats`` (differentiable).
-    lse : Tensor
-        ``logsumexp`` of each position's logits, shaped like the (shifted) target; 0 where
-        the target is ignored.
-    z_loss : Tensor
-        The z-loss part of ``loss``, reduced the same way (0-d unless ``reduction="none"``).
-    accuracy : Tensor
-        The fraction of non-ignored positions whose target has the largest logit (ties count
-        as hits); 0 when every target is ignored.
-    entropy : Tensor
-        The entropy of each position's predicted distribution; 0 where ignored.
-    count : Tensor
-        The number of non-ignored positions (int64), to normalise a ``"sum"`` globally.
-    """
-
-    loss: Tensor
-    lse: Tensor
-    z_loss: Tensor
-    accuracy: Tensor
-    entropy: Tensor
-    count: Tensor
 
 
 def linear_cross_entropy(

@@ -3,12 +3,11 @@ the argument, what was expected and what was given."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
-from .._lib._reduction import resolve_reduction
+from .._lib._head import head_options
 from .._lib._validation import integer
 from ._chunks import ChunkConfig
 
@@ -20,25 +19,6 @@ Tensor = torch.Tensor
 def _check(condition: bool, error: type[Exception], message: str, fn: str = "linear_cross_entropy") -> None:
     if not condition:
         raise error(f"{fn}: {message}")
-
-
-def _number(name: str, value: Any, fn: str = "linear_cross_entropy") -> float:
-    # An option as a Python float; a tensor that requires grad would silently get none.
-    _check(
-        not (isinstance(value, Tensor) and value.requires_grad),
-        TypeError,
-        f"{name} must be a number, got a tensor that requires grad (it would get no gradient)",
-        fn,
-    )
-    return float(value)
-
-
-def _positive_or_none(name: str, value: object, fn: str = "linear_cross_entropy") -> float | None:
-    if value is None:
-        return None
-    v = _number(name, value, fn)
-    _check(math.isfinite(v) and v > 0, ValueError, f"{name} must be None or a finite number > 0, got {v:g}", fn)
-    return v
 
 
 def check_class_indices(fn: str, target: Tensor) -> None:
@@ -132,26 +112,12 @@ def validate_options(
         )
     check_class_weight(fn, weight, None if sharded else vocab)
     integer(fn, "ignore_index", ignore_index)  # the core's rule: NumPy integers too
-    reduction = resolve_reduction(fn, reduction)
-    smoothing = _number("label_smoothing", label_smoothing, fn)
-    need(0 <= smoothing <= 1, ValueError, f"label_smoothing must be in [0, 1], got {smoothing:g}")
-    zeta = _number("z_loss", z_loss, fn)
-    need(0 <= zeta < math.inf, ValueError, f"z_loss must be a finite number >= 0, got {zeta:g}")
-    scale = _number("logit_scale", logit_scale, fn)
-    need(math.isfinite(scale) and scale != 0, ValueError, f"logit_scale must be finite and nonzero, got {scale:g}")
-    need(isinstance(shift, bool), TypeError, f"shift must be a bool, got {type(shift).__name__}")
-    need(not shift or input.ndim >= 2, ValueError, "shift=True needs input with a sequence dimension, (..., T, H)")
-    rows = 0
-    if chunk_size is not None:
-        need(
-            isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size > 0,
-            ValueError,
-            f"chunk_size must be a positive int, got {chunk_size!r}",
-        )
-        rows = chunk_size
+    options = head_options(
+        fn, reduction=reduction, label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap,
+        logit_scale=logit_scale, shift=shift, chunk_size=chunk_size, input_ndim=input.ndim,
+    )  # fmt: skip
     # The gradients to compute: none under torch.no_grad(), none for tensors that need none.
     grad = torch.is_grad_enabled()
     needs = tuple(grad and t is not None and t.requires_grad for t in (input, linear_weight, linear_bias))
-    softcap = _positive_or_none("softcap", softcap, fn)
-    return ChunkConfig(reduction, smoothing, zeta, softcap, scale, rows, bool(return_stats), needs)  # type: ignore[arg-type]
+    return ChunkConfig(*options, bool(return_stats), needs)  # type: ignore[arg-type]
 
