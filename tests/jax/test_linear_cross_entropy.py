@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import losskit as lk
+import losskit.jax._chunks as chunks_module
 import losskit.torch
-from losskit.jax import linear_cross_entropy
+from losskit.jax import linear_cross_entropy, vocab_parallel_linear_cross_entropy
 
 OPTIONS = {
     "plain": {},
@@ -145,6 +146,24 @@ def test_statistics_mean_what_they_say() -> None:
     np.testing.assert_allclose(stats.z_loss, 0.1 * jnp.where(valid, stats.lse**2, 0).sum() / valid.sum(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_the_weight_gradient_by_blocks_of_classes_with_some_left_over(monkeypatch: pytest.MonkeyPatch, reduction: str) -> None:
+    x, w, y, b, _ = problem((11,), 7, 29, 0.2)
+    monkeypatch.setattr(chunks_module, "_CLASS_BLOCK_BYTES", 4 * 7 * 8)  # blocks of 4 classes: 7 and 1 left
+    ours = lambda x, w, b: linear_cross_entropy(x, w, y, linear_bias=b, reduction=reduction, chunk_size=8)  # noqa: E731
+    theirs = lambda x, w, b: reference(x, w, y, linear_bias=b, reduction=reduction)  # noqa: E731
+    got = jax.grad(weighted_sum(ours), argnums=(0, 1, 2))(x, w, b)
+    want = jax.grad(weighted_sum(theirs), argnums=(0, 1, 2))(x, w, b)
+    for g, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-12)
+
+
+def test_statistics_carry_no_gradient() -> None:
+    x, w, y, _, _ = problem((6,), 4, 9, 0.0)
+    grad = jax.grad(lambda x: linear_cross_entropy(x, w, y, return_stats=True, z_loss=0.1).lse.sum())(x)
+    assert float(jnp.abs(grad).max()) == 0
+
+
 def test_vmap_over_a_batch_axis_of_value_and_gradient() -> None:
     x, w, y, _, _ = problem((4, 10), 6, 17, 0.2)
     f = lambda xb, yb: linear_cross_entropy(xb, w, yb, chunk_size=4)  # noqa: E731
@@ -227,6 +246,11 @@ def test_bad_input_gets_a_clear_error(kwargs: dict, error: type, words: str) -> 
     assert str(info.value).startswith("linear_cross_entropy: ")
 
 
+def test_the_vocab_parallel_loss_outside_shard_map_says_where_it_belongs() -> None:
+    with pytest.raises(ValueError, match="vocab_parallel_linear_cross_entropy: axis_name='vocab' is not a mesh axis here"):
+        vocab_parallel_linear_cross_entropy(jnp.zeros((5, 3)), jnp.zeros((7, 3)), jnp.zeros(5, jnp.int32), axis_name="vocab")
+
+
 SHARDED = textwrap.dedent(
     """
     import os
@@ -246,9 +270,9 @@ SHARDED = textwrap.dedent(
     y = rng.integers(0, 36, (2, 11))
     y[:, ::4] = -100
     y = jnp.asarray(y)
-    configs = [{}, {"weight": cw, "label_smoothing": 0.2, "z_loss": 0.1, "softcap": 3.0, "shift": True}]
-    for opts in configs:
-        for reduction in ("mean", "none"):
+    configs = [{}, {"weight": cw, "label_smoothing": 0.2, "z_loss": 0.1, "softcap": 3.0, "logit_scale": 1.3, "shift": True}]
+    for opts, reductions in zip(configs, [("mean", "none"), ("sum", "none")]):
+        for reduction in reductions:
             kw = dict(opts, reduction=reduction, chunk_size=8)
             local = lambda x, w, b, y: vocab_parallel_linear_cross_entropy(x, w, y, axis_name="vocab", linear_bias=b, **kw)
             sharded = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P("vocab"), P("vocab"), P()), out_specs=P()))
@@ -259,10 +283,19 @@ SHARDED = textwrap.dedent(
             for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
                 np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
     stats = jax.jit(jax.shard_map(
-        lambda x, w, y: vocab_parallel_linear_cross_entropy(x, w, y, axis_name="vocab", return_stats=True),
+        lambda x, w, y: vocab_parallel_linear_cross_entropy(x, w, y, axis_name="vocab", return_stats=True, label_smoothing=0.1),
         mesh=mesh, in_specs=(P(), P("vocab"), P()), out_specs=P()))(x, w, y)
-    for got, want in zip(stats, linear_cross_entropy(x, w, y, return_stats=True)):
+    for got, want in zip(stats, linear_cross_entropy(x, w, y, return_stats=True, label_smoothing=0.1)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    unchecked = jax.shard_map(
+        lambda x, w, y: vocab_parallel_linear_cross_entropy(x, w, y, axis_name="vocab"),
+        mesh=mesh, in_specs=(P(), P("vocab"), P()), out_specs=P(), check_vma=False)
+    try:
+        jax.jit(unchecked)(x, w, y)
+    except ValueError as error:
+        assert "check_vma=True" in str(error), error
+    else:
+        raise AssertionError("check_vma=False was not refused")
     print("ok")
     """
 )

@@ -84,7 +84,7 @@ def head_options(
     scale = _number(fn, "logit_scale", logit_scale)
     need(math.isfinite(scale) and scale != 0, ValueError, f"logit_scale must be finite and nonzero, got {scale:g}")
     need(isinstance(shift, bool), TypeError, f"shift must be a bool, got {type(shift).__name__}")
-    need(not shift or input_ndim >= 2, ValueError, "shift=True needs input with a sequence dimension, (..., T, H)")
+    need(not shift or input_ndim >= 2, ValueError, f"shift=True needs input with a sequence dimension, (..., T, H), got {input_ndim}-d input")
     rows = 0
     if chunk_size is not None:
         need(

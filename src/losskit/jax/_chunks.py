@@ -6,7 +6,8 @@ that chunk only, laid out class by token (``Z^T``): on the CPU the products are 
 and a block of classes of the gradient is a block of rows. The terms of :class:`~losskit._lib._softmax_ce.ClassCrossEntropy` turn them
 into each token's loss and, given each token's upstream gradient, into the gradient ``G``
 with respect to the logits; then ``dX_c = G W`` and ``dW += G^T X_c``, the latter a block of
-classes at a time so that no temporary of the weight's size exists. For ``"mean"`` and
+classes at a time so that no temporary of the weight's size exists (beyond the float32 copy
+of a low-precision head). For ``"mean"`` and
 ``"sum"`` the forward pass of a differentiated call computes the gradients with the
 upstream gradient 1 (six ``N H V`` flops in all, as for the full logits) and the backward
 pass only scales them; for ``"none"`` the backward pass walks the chunks again with each
@@ -236,7 +237,7 @@ def _loss_backward(cfg: Config, residuals: tuple[Any, ...], cotangents: tuple[An
         return dx, dw, db, None, None, None
     x, w, b, class_weight, labels, valid = residuals
     upstream = jnp.where(valid, g.astype(x.dtype), 0)
-    _, (dx, dw, db) = _walk(cfg, x, w, b, class_weight, labels, valid, upstream, (True, True, b is not None))
+    _, (dx, dw, db) = _walk(cfg._replace(want_stats=False), x, w, b, class_weight, labels, valid, upstream, (True, True, b is not None))
     return dx, dw, db, None, None, None
 
 

@@ -27,20 +27,20 @@ def linear_cross_entropy(
     logit_scale: float = 1.0, shift: bool = False, chunk_size: int | None = None,
     return_stats: bool = False,
 ) -> jax.Array | LinearCrossEntropyStats:
-    r"""Cross-entropy of a linear layer's logits, computed in chunks without the N x V logits.
+    r"""Cross-entropy of a language-model head on JAX, in chunks: the N x V logits never exist.
 
-    With logits :math:`z = c \tanh(s\,(x W^\top + b) / c)` (softcap :math:`c`, logit scale
-    :math:`s`; without softcap :math:`z = s\,(x W^\top + b)`), in float32 (float64 for
-    float64 input):
+    Token :math:`i`'s logits are :math:`z_i = s\,(W x_i + b)`, or with a softcap :math:`c`,
+    :math:`z_i = c \tanh(s\,(W x_i + b) / c)`, computed in float32 (float64 for float64
+    input), and its loss is
 
     .. math::
 
         \ell_i = \operatorname{CE}(z_i, y_i) + \zeta\,\big(\log\textstyle\sum_c e^{z_{ic}}\big)^2
 
-    where CE is :func:`losskit.cross_entropy` with ``weight``, ``ignore_index`` and
-    ``label_smoothing``, and :math:`\zeta` is ``z_loss`` (PaLM's auxiliary loss, added for
-    every non-ignored token and not scaled by class weights). The same function, options,
-    values and statistics as :func:`losskit.torch.linear_cross_entropy`.
+    with CE exactly :func:`losskit.cross_entropy` (``weight``, ``ignore_index``,
+    ``label_smoothing``) and :math:`\zeta` = ``z_loss``, PaLM's penalty on the
+    log-normaliser, counted for each non-ignored token whatever its class weight. Options,
+    values and statistics are those of :func:`losskit.torch.linear_cross_entropy`.
 
     Parameters
     ----------
@@ -99,14 +99,16 @@ def linear_cross_entropy(
     (shapes are static under ``jax.jit``). ``jax.jit``, ``jax.grad`` and ``jax.vmap`` apply;
     forward-mode differentiation does not (the rule is a vector-Jacobian product).
 
-    Targets are range-checked where their values are concrete (not under ``jax.jit``).
-    Unlike PyTorch, a ``"mean"`` over zero non-ignored tokens is 0 with zero gradients, not
-    NaN.
+    Class indices are checked against ``V`` when their values are concrete, i.e. outside
+    ``jax.jit``. A ``"mean"`` over a batch whose every token is ignored is 0, gradients
+    included (PyTorch gives NaN), so one empty micro-batch cannot spoil a step.
 
     References
     ----------
-    A. Chowdhery et al., "PaLM: Scaling language modeling with pathways", JMLR 2023 (z-loss).
-    E. Wijmans et al., "Cut your losses in large-vocabulary language models", ICLR 2025.
+    Wijmans, E., Huval, B., Hertzberg, A., Koltun, V., Krähenbühl, P. "Cut your losses in
+    large-vocabulary language models." ICLR 2025 (the loss without the logits).
+    Chowdhery, A. et al. "PaLM: Scaling language modeling with pathways." JMLR 24, 2023
+    (the z-loss).
 
     Examples
     --------
@@ -175,7 +177,9 @@ def vocab_parallel_linear_cross_entropy(
     (``lax.pmax``), and by ``lax.psum`` the sum of exponentials, the target's logit and, with
     label smoothing or statistics, two more; never a logit row. The input's gradient is
     summed over the axis once per call; the head's and the bias's gradients stay where
-    their rows are.
+    their rows are. ``shard_map`` must keep its replication checks (``check_vma=True``, the
+    default): without them JAX would scale the head's gradient as a replicated value's, so
+    a head that does not vary along ``axis_name`` is refused.
 
     References
     ----------
@@ -200,11 +204,34 @@ def vocab_parallel_linear_cross_entropy(
     """
     fn = "vocab_parallel_linear_cross_entropy"
     options = _check(fn, input, local_linear_weight, target, linear_bias, None, ignore_index, locals())
-    total = local_linear_weight.shape[0] * lax.axis_size(axis_name)
+    try:
+        devices = lax.axis_size(axis_name)
+    except NameError:
+        msg = f"{fn}: axis_name={axis_name!r} is not a mesh axis here: call it inside jax.shard_map over that axis"
+        raise ValueError(msg) from None
+    if not _varies_along(local_linear_weight, axis_name):
+        # Without shard_map's replication checks (check_vma=False) JAX would scale the head's
+        # gradient as a replicated value's, by 1 / devices: refuse rather than be wrong.
+        msg = (
+            f"{fn}: local_linear_weight must vary along axis_name={axis_name!r} (split by "
+            "shard_map's in_specs, with check_vma=True, the default), got one that does not"
+        )
+        raise ValueError(msg)
+    total = local_linear_weight.shape[0] * devices
     if weight is not None:
         _check_class_weight(fn, weight, total)
     return _run(fn, options, input, local_linear_weight, target, linear_bias, weight, ignore_index, shift,
                 return_stats, Vocabulary(total, axis_name))  # fmt: skip
+
+
+def _varies_along(array: jax.Array, axis_name: Any) -> bool:
+    # Whether shard_map's replication checks see ``array`` differ along ``axis_name`` (the
+    # type's ``vma`` in earlier JAX releases, its ``manual_axis_type.varying`` in 0.10).
+    aval = jax.typeof(array)
+    varying = getattr(aval, "vma", None)
+    if varying is None:
+        varying = getattr(getattr(aval, "manual_axis_type", None), "varying", ())
+    return axis_name in varying
 
 
 def _check(
@@ -216,7 +243,7 @@ def _check(
         _need(fn, isinstance(array, (jax.Array, np.ndarray)), TypeError,
               f"{label} must be a JAX or NumPy array, got {type(array).__name__}")  # fmt: skip
     _need(fn, jnp.issubdtype(input.dtype, jnp.floating), TypeError, f"input must have a floating-point dtype, got {input.dtype}")
-    _need(fn, input.ndim >= 1, ValueError, "input must have at least one dimension (the hidden size)")
+    _need(fn, input.ndim >= 1, ValueError, f"input must have at least one dimension (the hidden size), got a {input.ndim}-d array")
     hidden = input.shape[-1]
     _need(fn, w.ndim == 2 and w.shape[1] == hidden, ValueError,
           f"{name} must have shape (V, {hidden}) for input of shape {input.shape}, got {w.shape}")  # fmt: skip
@@ -271,17 +298,19 @@ def _run(
         kept = values[values != ignore_index]
         if kept.size:
             check_class_range(fn, int(kept.min()), int(kept.max()), vocabulary.total, ignore_index)
-    rows = options.chunk_rows or default_chunk_rows(n, w.shape[0], jnp.dtype(cdt).itemsize)
+    rows = min(options.chunk_rows, -(-max(n, 1) // 8) * 8) if options.chunk_rows else default_chunk_rows(n, w.shape[0], jnp.dtype(cdt).itemsize)
     chunks = max(1, -(-n // rows))
     pad = chunks * rows - n
     x = jnp.pad(x.reshape(n, hidden).astype(cdt), ((0, pad), (0, 0))).reshape(chunks, rows, hidden)
     valid = jnp.pad(valid, (0, pad)).reshape(chunks, rows)
     labels = jnp.where(valid, jnp.pad(y, (0, pad)).reshape(chunks, rows), 0).astype(jnp.int32)
     cfg = Config(options._replace(chunk_rows=rows), return_stats, vocabulary)
-    value, (lse, z_value, entropy, hits) = chunked_loss(
+    value, stats = chunked_loss(
         cfg, x, jnp.asarray(w).astype(cdt), None if bias is None else jnp.asarray(bias).astype(cdt),
         None if weight is None else jnp.asarray(weight).astype(cdt), labels, valid,
     )  # fmt: skip
+    # The statistics are read, not differentiated (as the torch layer marks them).
+    lse, z_value, entropy, hits = (None if t is None else lax.stop_gradient(t) for t in stats)
 
     def per_position(t: jax.Array) -> jax.Array:
         return jnp.where(valid, t, 0).reshape(-1)[:n].reshape(shape)
