@@ -17,6 +17,7 @@ from .._lib._head import LinearCrossEntropyStats
 from .._lib._numerics import compute_dtype
 from .._lib._validation import check_class_range
 from ._chunks import LinearCrossEntropyFunction, Vocabulary, default_chunk_rows
+from ._dtensor import local_head
 from ._options import validate_options
 
 __all__ = ["LinearCrossEntropyStats", "Tokens", "linear_cross_entropy"]
@@ -51,7 +52,12 @@ def linear_cross_entropy(
         Hidden states.
     linear_weight : Tensor, shape ``(V, H)``
         The output layer's weight (the language-model head), same dtype as ``input``
-        (under ``torch.autocast`` ``input`` may come in a lower precision).
+        (under ``torch.autocast`` ``input`` may come in a lower precision). A ``DTensor``
+        head is taken as it is placed: replicated, it is used locally; split by rows
+        (``Shard(0)``, as tensor parallelism splits it), the loss is
+        :func:`losskit.torch.distributed.vocab_parallel_linear_cross_entropy` on the process
+        group of that mesh dimension, whose ranks must then hold the same input and target
+        (which is checked); any other placement is refused.
     target : Tensor of int, shape ``(...)``
         Class indices, shaped like ``input`` without its last dimension.
     linear_bias : Tensor, shape ``(V,)``, optional
@@ -129,6 +135,22 @@ def linear_cross_entropy(
     True
     >>> loss.backward()
     """
+    options = dict(
+        weight=weight, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing,
+        z_loss=z_loss, softcap=softcap, logit_scale=logit_scale, shift=shift, chunk_size=chunk_size,
+        return_stats=return_stats,
+    )
+    head = local_head("linear_cross_entropy", input, linear_weight, linear_bias)
+    if head is not None and head.group is not None:
+        # Imported here: the vocab-parallel module builds on this one.
+        from .distributed import vocab_parallel_linear_cross_entropy
+
+        return vocab_parallel_linear_cross_entropy(
+            head.input, head.weight, target, vocab_start=head.vocab_start, group=head.group,
+            linear_bias=head.bias, **options,
+        )
+    if head is not None:
+        input, linear_weight, linear_bias = head.input, head.weight, head.bias
     cfg = validate_options(
         input, linear_weight, target, linear_bias, weight, ignore_index, reduction,
         label_smoothing, z_loss, softcap, logit_scale, shift, chunk_size, return_stats,
