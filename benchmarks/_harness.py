@@ -77,7 +77,7 @@ def machine() -> dict[str, str]:
         "cores": str(len(os.sched_getaffinity(0))),
         "python": platform.python_version(),
     }
-    for module in ("numpy", "torch", "jax", "optax", "tokamax", "scipy", "losskit"):
+    for module in ("numpy", "torch", "jax", "optax", "tokamax", "scipy", "transformers", "losskit"):
         try:
             facts[module] = __import__(module).__version__
         except ImportError:
