@@ -179,6 +179,21 @@ TRIGGERS = [
         kl(log_softmax(LOGITS), Q, 6),
     ),
     ("kl-div-mean", ("kl_div", log_softmax(LOGITS), Q), {}, kl(log_softmax(LOGITS), Q, 6)),
+    # a target with negative values: no fix to compute, only its source can give one
+    ("negative-target", ("kl_div", log_softmax(LOGITS), Q - 0.1), {"reduction": "sum"}, None),
+    (
+        "binary-target-out-of-range",
+        ("binary_cross_entropy_with_logits", LOGITS.ravel(), 1.0 + (LOGITS.ravel() > 0)),  # labels 1 and 2
+        {},
+        bce_with_logits(LOGITS.ravel(), (LOGITS.ravel() > 0).astype(float)),
+    ),
+    (
+        "binary-target-out-of-range",
+        ("binary_cross_entropy", PROBS.ravel(), np.where(PROBS.ravel() > 0.25, 1.0, -1.0)),  # labels -1 and 1
+        {},
+        bce(PROBS.ravel(), (PROBS.ravel() > 0.25).astype(float)),
+    ),
+    ("binary-target-out-of-range", ("sigmoid_focal_loss", LOGITS.ravel(), 3 * Q.ravel()), {}, None),
     (
         "class-imbalance",
         ("cross_entropy", IMBALANCED_LOGITS, IMBALANCED),
@@ -213,10 +228,40 @@ TRIGGERS = [
 @pytest.mark.parametrize(("code", "args", "options", "intended"), TRIGGERS, ids=lambda v: v if isinstance(v, str) else "")
 def test_each_diagnostic_fires_and_gives_the_intended_value(code, args, options, intended) -> None:  # noqa: ANN001
     finding = only(code, *args, **options)
-    assert np.asarray(finding.intended_value) == pytest.approx(np.asarray(intended), rel=1e-10)
+    if intended is None:
+        assert finding.intended_value is None and "<" in finding.intended_call
+    else:
+        assert np.asarray(finding.intended_value) == pytest.approx(np.asarray(intended), rel=1e-10)
     assert finding.message and finding.fix and finding.intended_call.startswith(args[0])
     assert "\n" not in finding.message + finding.fix
     assert str(finding).startswith(f"[{code}] ")
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "expected"),
+    [
+        # probabilities for log-probabilities, and "mean": the fix of each alone is negative
+        (("kl_div", PROBS, Q), {}, ["probabilities-as-log-probabilities", "kl-div-mean"]),
+        # and with log-probability targets too: either fix alone gives NaN
+        (("kl_div", PROBS, np.log(Q)), {}, ["probabilities-as-log-probabilities", "log-target-without-flag", "kl-div-mean"]),
+        (("cross_entropy", PROBS[:, :2].repeat(16, axis=0) / PROBS[:, :2].repeat(16, axis=0).sum(1, keepdims=True), np.r_[[0] * 90, [1] * 6]),
+         {}, ["probabilities-as-logits", "class-imbalance"]),
+    ],
+)
+def test_findings_of_one_call_intend_the_call_with_every_fix(args, options, expected) -> None:  # noqa: ANN001
+    findings = lk.diagnose(*args, **options)
+    assert [f.code for f in findings] == expected
+    calls = {(f.intended_call, f.intended_value) for f in findings}
+    assert len(calls) == 1, calls  # one call probably meant, with every fix made
+    ((call, value),) = calls
+    if args[0] == "kl_div":
+        log_q = np.log(args[1])
+        t = Q
+        assert call.startswith("kl_div(log(input), target") and "reduction='batchmean'" in call
+        assert value == pytest.approx(kl(log_q, t, 6), rel=1e-10) and value >= 0
+    else:
+        assert call.startswith("cross_entropy(log(input), target, weight=")
+        assert value > 0
 
 
 def test_every_diagnostic_has_a_trigger() -> None:
@@ -390,7 +435,9 @@ def test_set_checks_warns_for_every_finding_of_a_call() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lk.kl_div(PROBS, Q)  # probabilities as input, and the default "mean"
-    assert [str(w.message).split("]")[0][1:] for w in caught] == ["probabilities-as-log-probabilities", "kl-div-mean"]
+    findings = [str(w.message).split("]")[0][1:] for w in caught if w.category is lk.LosskitWarning]
+    assert findings == ["probabilities-as-log-probabilities", "kl-div-mean"]
+    assert [w.category for w in caught if w.category is not lk.LosskitWarning] == [UserWarning]  # kl_div's own, as torch's
 
 
 def test_set_checks_leaves_traced_arrays_alone() -> None:

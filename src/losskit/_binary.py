@@ -38,7 +38,7 @@ _FACTS: dict[str, Any] = {
         keras=r"`keras.losses.BinaryCrossentropy()(y, p)` (clips to \([10^{-7}, 1 - 10^{-7}]\) and averages over "
         "the last axis)",
     ),
-    diagnostics=("logits_as_probabilities",),
+    diagnostics=("logits_as_probabilities", "binary_target_range"),
     explainer="binary_cross_entropy",
     curve=Curve("probability"),
 )
@@ -128,7 +128,7 @@ def binary_cross_entropy(
         optax="`optax.sigmoid_binary_cross_entropy(logits, labels).mean()` (no `pos_weight`)",
         keras="`keras.losses.BinaryCrossentropy(from_logits=True)(y, x)` (has `label_smoothing`, no `pos_weight`)",
     ),
-    diagnostics=("probabilities_as_binary_logits", "label_imbalance"),
+    diagnostics=("probabilities_as_binary_logits", "binary_target_range", "label_imbalance"),
     explainer="binary_cross_entropy_with_logits",
     curve=Curve("sigmoid"),
 )

@@ -20,7 +20,7 @@ import numpy as np
 from ._lib._compat import Array, is_concrete, is_torch
 from ._lib._registry import entries, entry, set_call_hook
 from ._lib._validation import class_axis
-from ._misuse import RULES, ROW_SUM_TOLERANCE, Call, Finding, loss_arrays
+from ._misuse import ROW_SUM_TOLERANCE, Call, Finding, findings, loss_arrays
 
 __all__ = ["LosskitWarning", "diagnose", "set_checks"]
 
@@ -100,7 +100,9 @@ def diagnose(
     -------
     list of Finding
         Empty when nothing looks wrong. Each finding has a stable ``code``, a one-line
-        ``message``, the ``fix``, and the ``intended_call`` with its ``intended_value``.
+        ``message``, the ``fix``, and the ``intended_call`` with its ``intended_value``:
+        the call with the fixes of every finding made, so that the value is one the loss
+        gives once all of them are fixed.
 
     Notes
     -----
@@ -118,6 +120,10 @@ def diagnose(
     * ``one-hot-target``: integer one-hot rows where class indices belong;
     * ``unnormalised-target``: probability targets whose rows do not sum to 1;
     * ``log-target-without-flag``: log-probability targets without ``log_target=True``;
+    * ``negative-target``: a ``kl_div`` target (not ``log_target``) with negative values,
+      which give NaN; its intended value is ``None``, as only the target's source can fix it;
+    * ``binary-target-out-of-range``: a binary loss's targets outside [0, 1], such as labels
+      1 and 2 (the intended call maps the larger of two labels to 1, the other to 0);
     * ``kl-div-mean``: ``reduction="mean"`` where ``"batchmean"`` is meant;
     * ``class-imbalance``: the commonest class has at least ten times the targets of the
       rarest present one;
@@ -177,7 +183,7 @@ def diagnose(
     tolerance = _tolerance(x.shape[axis], eps)
     call = Call(found, x, t, options, axis, tolerance)
     with _checks_paused(), np.errstate(all="ignore"):
-        return [f for f in (RULES[name].check(call) for name in found.diagnostics) if f is not None]
+        return findings(call, found.diagnostics)
 
 
 def _tolerance(classes: int, eps: float) -> float:

@@ -28,6 +28,7 @@ __all__ = ["kl_div"]
         "unnormalised_log_probabilities",
         "log_target_without_flag",
         "unnormalised_target",
+        "negative_target",
         "kl_div_mean",
     ),
     explainer="kl_div",

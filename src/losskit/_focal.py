@@ -64,7 +64,7 @@ _FACTS: dict[str, Any] = {"family": "focal", "docs": "losses/focal.md"}
         "from_logits=True)(y, x)`: without `apply_class_balancing` the `alpha` is ignored; averages over the "
         "last axis",
     ),
-    diagnostics=("probabilities_as_binary_logits",),
+    diagnostics=("probabilities_as_binary_logits", "binary_target_range"),
     explainer="sigmoid_focal_loss",
     curve=Curve("sigmoid", vary=("alpha", "gamma")),
 )

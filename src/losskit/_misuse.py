@@ -14,7 +14,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -23,7 +23,7 @@ from ._binary import binary_cross_entropy_with_logits
 from ._lib._registry import Entry, entry_of
 from ._softmax import log_softmax
 
-__all__ = ["RULES", "ROW_SUM_TOLERANCE", "Call", "Finding", "Rule", "loss_arrays"]
+__all__ = ["RULES", "ROW_SUM_TOLERANCE", "Call", "Change", "Finding", "Found", "Rule", "findings", "loss_arrays"]
 
 # How far a row sum may stray from 1 and still count as a probability distribution: loose
 # enough for float32 round-off and for probabilities typed with a few decimals (rows of
@@ -142,15 +142,56 @@ class Call:
             and (t.shape == expected or (self.input.ndim == 1 and t.shape == (1,)))
         )
 
-    def evaluate(self, input: np.ndarray, target: np.ndarray | None, **changes: Any) -> Any:
-        """The value of this loss with other arrays or options; ``None`` if it raises."""
-        return _evaluate(self.entry, input, target, {**self.options, **changes})
+    def intended(self, changes: list[Change]) -> tuple[str, Any]:
+        """The call with every change made (the first change of the input, of the target and
+        of the loss counts; options are merged), as text and as its value (``None`` if it
+        raises)."""
+        first = lambda name: next((getattr(c, name) for c in changes if getattr(c, name) is not None), None)  # noqa: E731
+        input_text, input = first("input") or (self.entry.arrays[0] if "centers" in self.entry.arrays else "input", self.input)
+        target_text, target = first("target") or ("target", self.target)
+        options, shown = dict(self.options), {}
+        for change in changes:
+            options.update(change.options)
+            shown.update(change.shown)
+        found = first("loss") or self.entry
+        if found is not self.entry:  # another loss: the options both take
+            options = {k: v for k, v in options.items() if k in found.options()}
+        text = _call_text(found.name, input_text, target_text, {**options, **shown}, has_target=self.target is not None)
+        if target is None and self.target is not None:
+            return text, None  # a target only its source can fix
+        return text, _evaluate(found, input, target, options)
 
-    def text(self, input: str = "input", target: str = "target", **changes: Any) -> str:
-        """``loss(input, target, options...)`` as text, with ``changes`` to the options; the
-        margin losses' ``centers`` (or the text given for it) go between input and target."""
-        options = {**self.options, **changes}
-        return _call_text(self.loss, input, target, options, has_target=self.target is not None)
+
+@dataclass(frozen=True)
+class Change:
+    """The call a finding proposes, as changes to the call made: the input or the target (the
+    text shown and the values), options, another loss."""
+
+    input: tuple[str, np.ndarray] | None = None
+    target: tuple[str, np.ndarray | None] | None = None  # values None: no fix to compute
+    options: dict[str, Any] = field(default_factory=dict)
+    shown: dict[str, str] = field(default_factory=dict)  # how an option is written, where not its value
+    loss: Entry | None = None
+
+
+class Found(NamedTuple):
+    """What a rule reports: a :class:`Finding` before the intended call is worked out from the
+    changes of every finding of the call."""
+
+    code: str
+    message: str
+    fix: str
+    change: Change
+
+
+def findings(call: Call, rules: tuple[str, ...]) -> list[Finding]:
+    """The findings of ``rules`` on ``call``; each names the call with all their fixes made,
+    so that its value is one the loss could return once every problem found is fixed."""
+    found = [f for f in (RULES[name].check(call) for name in rules) if f is not None]
+    if not found:
+        return []
+    text, value = call.intended([f.change for f in found])
+    return [Finding(f.code, f.message, f.fix, text, value) for f in found]
 
 
 def loss_arrays(
@@ -220,21 +261,20 @@ def _sum_to(sums: np.ndarray) -> str:
 # --- the diagnostics -----------------------------------------------------------------------
 
 
-def _probabilities_as_logits(call: Call) -> Finding | None:
+def _probabilities_as_logits(call: Call) -> Found | None:
     if not call.is_distribution(call.input):
         return None
-    return Finding(
+    return Found(
         "probabilities-as-logits",
         f"{call.loss} applies softmax to its input, but every input row already lies in [0, 1] "
         "and sums to 1: these are probabilities, and softmax is applied twice.",
         "pass the logits (the scores before softmax), or log(probabilities), which softmax "
         "turns back into the same probabilities.",
-        call.text("log(input)"),
-        call.evaluate(np.log(call.input), call.target),
+        Change(input=("log(input)", np.log(call.input))),
     )
 
 
-def _probabilities_as_log_probabilities(call: Call) -> Finding | None:
+def _probabilities_as_log_probabilities(call: Call) -> Found | None:
     if not call.is_distribution(call.input):
         return None
     got = (
@@ -242,69 +282,64 @@ def _probabilities_as_log_probabilities(call: Call) -> Finding | None:
         if call.loss == "nll_loss"
         else "a meaningless number"
     )
-    return Finding(
+    return Found(
         "probabilities-as-log-probabilities",
         f"{call.loss} expects log-probabilities (<= 0), but every input row lies in [0, 1] and "
         f"sums to 1: these are probabilities, and the result is {got}.",
         "pass log(probabilities) or log_softmax(logits)"
         + (", or give the logits to cross_entropy." if call.loss == "nll_loss" else "."),
-        call.text("log(input)"),
-        call.evaluate(np.log(call.input), call.target),
+        Change(input=("log(input)", np.log(call.input))),
     )
 
 
-def _unnormalised_log_probabilities(call: Call) -> Finding | None:
+def _unnormalised_log_probabilities(call: Call) -> Found | None:
     sums = np.exp(call.rows(call.input)).sum(axis=-1)
     if call.is_distribution(call.input) or not call.unnormalised(sums):
         return None
     positive = " (it has positive values: are these logits?)" if np.any(call.input > 0) else ""
     axis = call.axis
-    return Finding(
+    return Found(
         "unnormalised-log-probabilities",
         f"{call.loss} expects log-probabilities, whose exp sums to 1 along dim={axis}, but the "
         f"rows of exp(input) {_sum_to(sums)}{positive}.",
         f"apply log_softmax(input, {axis}) first"
         + (", or call cross_entropy on the logits." if call.loss == "nll_loss" else "."),
-        call.text(f"log_softmax(input, {axis})"),
-        call.evaluate(np.asarray(log_softmax(call.input, axis)), call.target),
+        Change(input=(f"log_softmax(input, {axis})", np.asarray(log_softmax(call.input, axis)))),
     )
 
 
-def _logits_as_probabilities(call: Call) -> Finding | None:
+def _logits_as_probabilities(call: Call) -> Found | None:
     x = call.input
     if x.size == 0 or np.all((x >= 0) & (x <= 1)) or np.any(np.isnan(x)):
         return None
-    options = {k: v for k, v in call.options.items() if k in ("weight", "reduction")}
-    return Finding(
+    return Found(
         "logits-as-probabilities",
         f"binary_cross_entropy expects probabilities in [0, 1], but the input ranges from "
         f"{np.min(x):.6g} to {np.max(x):.6g}: these are logits.",
         "call binary_cross_entropy_with_logits, which applies the sigmoid itself (and is "
         "exact where sigmoid then log would round).",
-        _call_text("binary_cross_entropy_with_logits", "input", "target", options, has_target=True),
-        _evaluate(entry_of(binary_cross_entropy_with_logits), x, call.target, options),
+        Change(loss=entry_of(binary_cross_entropy_with_logits)),
     )
 
 
-def _probabilities_as_binary_logits(call: Call) -> Finding | None:
+def _probabilities_as_binary_logits(call: Call) -> Found | None:
     x = call.input
     if x.size < MIN_BINARY_PROBABILITIES or not np.all((x >= 0) & (x <= 1)):
         return None
     if np.all(x == x.flat[0]):
         return None  # all alike, as the zeros of a zero-initialised head: no evidence
-    return Finding(
+    return Found(
         "probabilities-as-logits",
         f"{call.loss} applies the sigmoid to its input, but all {x.size} input values lie in "
         "[0, 1]: these look like probabilities, and the sigmoid is applied twice.",
         "pass the logits (the scores before the sigmoid), or logit(p) = log(p) - log1p(-p), "
         "which the sigmoid turns back into p"
         + (", or call binary_cross_entropy on the probabilities." if call.loss.startswith("binary") else "."),
-        call.text("logit(input)"),
-        call.evaluate(np.log(x) - np.log1p(-x), call.target),
+        Change(input=("logit(input)", np.log(x) - np.log1p(-x))),
     )
 
 
-def _one_hot_target(call: Call) -> Finding | None:
+def _one_hot_target(call: Call) -> Found | None:
     t = call.target
     if t is None or t.shape != call.input.shape or t.size == 0:
         return None
@@ -320,17 +355,16 @@ def _one_hot_target(call: Call) -> Finding | None:
         if call.loss == "cross_entropy"
         else ""
     )
-    return Finding(
+    return Found(
         "one-hot-target",
         f"{call.loss} expects class indices of shape {indices.shape}, but the target has the "
         f"input's shape {t.shape} and one-hot rows.",
         f"pass the class indices, target.argmax({axis}){probabilities}.",
-        call.text("input", f"target.argmax({axis})"),
-        call.evaluate(call.input, indices),
+        Change(target=(f"target.argmax({axis})", indices)),
     )
 
 
-def _unnormalised_target(call: Call) -> Finding | None:
+def _unnormalised_target(call: Call) -> Found | None:
     t = call.target
     if t is None or t.dtype.kind != "f" or t.ndim == 0 or t.size == 0:
         return None
@@ -353,33 +387,69 @@ def _unnormalised_target(call: Call) -> Finding | None:
     if not call.unnormalised(total):
         return None
     rows = "the rows of exp(target)" if log_target else "the probability rows of the target"
-    return Finding(
+    return Found(
         "unnormalised-target",
         f"{call.loss}: {rows} should sum to 1, but they {_sum_to(total)}.",
         "normalise the target rows (or check where they come from).",
-        call.text("input", fixed_text),
-        call.evaluate(call.input, fixed),
+        Change(target=(fixed_text, fixed)),
     )
 
 
-def _log_target_without_flag(call: Call) -> Finding | None:
+def _log_target_without_flag(call: Call) -> Found | None:
     t = call.target
     axis = call.target_axis()
     if call.option("log_target") or axis is None or t.size == 0:
         return None
     if not np.any(t < 0) or np.any(t > 0) or call.unnormalised(np.exp(t).sum(axis=axis)):
         return None
-    return Finding(
+    return Found(
         "log-target-without-flag",
         "kl_div: the target is <= 0 and its exp sums to 1: it holds log-probabilities, read "
         "as probabilities (negative ones, which give NaN).",
         "pass log_target=True.",
-        call.text(log_target=True),
-        call.evaluate(call.input, t, log_target=True),
+        Change(options={"log_target": True}),
     )
 
 
-def _kl_div_mean(call: Call) -> Finding | None:
+def _negative_target(call: Call) -> Found | None:
+    t = call.target
+    if t is None or call.option("log_target") or t.size == 0 or not np.any(t < 0):
+        return None
+    if _log_target_without_flag(call) is not None:
+        return None  # log-probabilities: that rule says so, with its fix
+    return Found(
+        "negative-target",
+        f"kl_div reads the target as probabilities, but {np.count_nonzero(t < 0)} of its {t.size} "
+        f"values are negative (down to {np.min(t):.6g}): each gives NaN.",
+        "pass a probability distribution as the target (softmax of scores, not the scores), "
+        "or log-probabilities with log_target=True.",
+        Change(target=("<a target without negative values>", None)),
+    )
+
+
+def _binary_target_range(call: Call) -> Found | None:
+    t = call.target
+    if t is None or t.size == 0 or np.all((t >= 0) & (t <= 1)) or np.any(np.isnan(t)):
+        return None
+    values = np.unique(t)
+    low, high = values[0], values[-1]
+    if values.size == 2:  # two labels, such as 1 and 2, or -1 and 1
+        change = Change(target=(f"(target == {high:g})", (t == high).astype(np.float64)))
+        reading = f"labels {low:g} and {high:g} where 0 and 1 belong"
+    else:
+        change = Change(target=("<a target in [0, 1]>", None))
+        reading = "no labels or probabilities"
+    return Found(
+        "binary-target-out-of-range",
+        f"{call.loss} expects targets in [0, 1] (labels or probabilities), but the target ranges "
+        f"from {low:g} to {high:g}: {reading}"
+        + (", and the loss can go negative." if call.loss == "binary_cross_entropy_with_logits" else "."),
+        "map the labels to 0 and 1 (or the probabilities into [0, 1]).",
+        change,
+    )
+
+
+def _kl_div_mean(call: Call) -> Found | None:
     x = call.input
     legacy = call.options.get("size_average") is not None or call.options.get("reduce") is not None
     if (
@@ -389,13 +459,12 @@ def _kl_div_mean(call: Call) -> Finding | None:
         or x.size in (0, x.shape[0])
     ):
         return None
-    return Finding(
+    return Found(
         "kl-div-mean",
         f"kl_div(reduction='mean') divides the summed divergence by all {x.size} elements, "
         f"not by the batch size {x.shape[0]}: the result is not the KL divergence per sample.",
         "use reduction='batchmean', the mathematical KL divergence averaged over the batch.",
-        call.text(reduction="batchmean"),
-        call.evaluate(x, call.target, reduction="batchmean"),
+        Change(options={"reduction": "batchmean"}),
     )
 
 
@@ -408,7 +477,7 @@ def _imbalance(counts: np.ndarray) -> tuple[int, int] | None:
     return (common, rare) if counts[common] >= IMBALANCE_RATIO * counts[rare] else None
 
 
-def _class_imbalance(call: Call) -> Finding | None:
+def _class_imbalance(call: Call) -> Found | None:
     option = "alpha" if call.loss == "focal_loss" else "weight"
     if call.options.get(option) is not None or not call.is_class_index_target():
         return None
@@ -423,17 +492,16 @@ def _class_imbalance(call: Call) -> Finding | None:
     present = np.count_nonzero(counts)
     weight = t.size / (present * np.maximum(counts, 1))  # inverse class frequency, "balanced"
     focal = "" if call.loss == "focal_loss" else ", or use focal_loss"
-    return Finding(
+    return Found(
         "class-imbalance",
         f"class {common} has {counts[common]} of the {t.size} targets and class {rare} only "
         f"{counts[rare]}: the mean is dominated by class {common}.",
         f"weight the classes by inverse frequency, {option}={np.round(weight, 4).tolist()}{focal}.",
-        call.text(**{option: weight}),
-        call.evaluate(call.input, call.target, **{option: weight}),
+        Change(options={option: weight}),
     )
 
 
-def _label_imbalance(call: Call) -> Finding | None:
+def _label_imbalance(call: Call) -> Found | None:
     t = call.target
     if t is None or call.options.get("pos_weight") is not None or t.size == 0:
         return None
@@ -444,45 +512,41 @@ def _label_imbalance(call: Call) -> Finding | None:
     if found is None:
         return None
     pos_weight = (t.size - positives) / positives
-    return Finding(
+    return Found(
         "class-imbalance",
         f"{positives} of the {t.size} labels are positive: the mean is dominated by the "
         f"{'negatives' if found[0] == 0 else 'positives'}.",
         f"weight the positive term by negatives / positives, pos_weight={pos_weight:.4g}.",
-        call.text(pos_weight=pos_weight),
-        call.evaluate(call.input, t, pos_weight=pos_weight),
+        Change(options={"pos_weight": pos_weight}),
     )
 
 
-def _margin_in_degrees(call: Call) -> Finding | None:
+def _margin_in_degrees(call: Call) -> Found | None:
     m = call.options.get("margin")
     if not isinstance(m, numbers.Real) or not abs(m) > DEGREES_MARGIN:
         return None
     radians = math.radians(m)
-    first = call.entry.arrays[0]  # embeddings, or cosine
-    return Finding(
+    return Found(
         "margin-in-degrees",
         f"{call.loss} takes its angular margin in radians, but margin={m:g} rad is "
         f"{math.degrees(m):.6g} degrees: it looks like degrees (pytorch-metric-learning's "
         "ArcFaceLoss takes degrees; ArcFace's 0.5 rad is 28.6 degrees).",
         f"pass margin=math.radians({m:g}) = {radians:.6g}.",
-        call.text(first, margin=radians),
-        call.evaluate(call.input, call.target, margin=radians),
+        Change(options={"margin": radians}),
     )
 
 
-def _centers_transposed(call: Call) -> Finding | None:
+def _centers_transposed(call: Call) -> Found | None:
     w, d = call.options["centers"], call.input.shape[-1]
     if w.ndim != 2 or w.shape[1] == d or w.shape[0] != d:
         return None
-    return Finding(
+    return Found(
         "centers-transposed",
         f"{call.loss} takes centers of shape (C, D), one row per class, with D = {d} as the "
         f"embeddings have, but got shape {w.shape}: (D, C), the layout of "
         "pytorch-metric-learning's W.",
         "pass centers.T.",
-        call.text("embeddings", centers="centers.T"),
-        call.evaluate(call.input, call.target, centers=w.T),
+        Change(options={"centers": w.T}, shown={"centers": "centers.T"}),
     )
 
 
@@ -493,7 +557,7 @@ class Rule(NamedTuple):
 
     code: str
     meaning: str
-    check: Callable[[Call], Finding | None]
+    check: Callable[[Call], Found | None]
 
 
 RULES: dict[str, Rule] = {
@@ -532,6 +596,14 @@ RULES: dict[str, Rule] = {
         "log-target-without-flag",
         "log-probability targets without `log_target=True`",
         _log_target_without_flag,
+    ),
+    "negative_target": Rule(
+        "negative-target", "a kl_div target with negative values, which give NaN", _negative_target
+    ),
+    "binary_target_range": Rule(
+        "binary-target-out-of-range",
+        "binary targets outside [0, 1], such as labels 1 and 2 or -1 and 1",
+        _binary_target_range,
     ),
     "kl_div_mean": Rule(
         "kl-div-mean",
