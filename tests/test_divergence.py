@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -95,3 +96,56 @@ def test_bad_input_gets_a_clear_error(call: object, error: type, words: str) -> 
     with pytest.raises(error) as info:
         call()  # type: ignore[operator]
     assert words in str(info.value)
+
+
+def _warned(call: object) -> list[warnings.WarningMessage]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()  # type: ignore[operator]
+    # kl_div's warning and torch's, not torch's on size_average (which names 'mean' too)
+    return [w for w in caught if w.category is UserWarning and "'mean'" in str(w.message) and " divides the" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"reduction": "mean"}, {"reduction": "batchmean"}, {"reduction": "sum"}, {"reduction": "none"}, {"size_average": True}],
+    ids=str,
+)
+def test_reduction_mean_warns_where_torch_does_at_the_callers_line(options: dict) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    x, t = torch.tensor(LOG_P, requires_grad=True), torch.tensor(T)
+    torch_warns = bool(_warned(lambda: torch.nn.functional.kl_div(x, t, **options)))
+    calls = {
+        "numpy": lambda: lk.kl_div(LOG_P, T, **options),
+        "torch autograd": lambda: lk.kl_div(x, t, **options).sum().backward(),
+        "jax.grad": lambda: jax.grad(lambda a: lk.kl_div(a, jnp.asarray(T), **options).sum())(jnp.asarray(LOG_P)),
+    }
+    if options.get("reduction") != "none":  # value_and_grad of a reduced loss
+        calls["value_and_grad"] = lambda: lk.value_and_grad(lk.kl_div)(LOG_P, T, **options)
+    for name, call in calls.items():
+        caught = _warned(call)
+        assert bool(caught) == torch_warns == (options.get("reduction", "mean") == "mean" and not options.get("size_average")), name
+        for w in caught:
+            assert w.filename == __file__, (name, w.filename)  # the user's line, not losskit's, torch's or JAX's
+            assert str(w.message).startswith("kl_div(reduction='mean') divides the summed divergence by every element")
+
+
+def test_the_gradient_at_a_zero_target_is_torchs_on_every_backend() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    t = torch.tensor(T, requires_grad=True)
+    torch.nn.functional.kl_div(torch.tensor(LOG_P), t, reduction="sum").backward()
+    expected = t.grad.numpy()  # NaN where the target is 0 (d/dt of t log t), finite elsewhere
+    assert np.isnan(expected[1, 0]) and np.isfinite(np.delete(expected.ravel(), 3)).all()
+    ours = torch.tensor(T, requires_grad=True)
+    lk.kl_div(torch.tensor(LOG_P), ours, reduction="sum").backward()
+    grads = {
+        "torch autograd": ours.grad.numpy(),
+        "jax.grad": np.asarray(jax.grad(lambda b: lk.kl_div(jnp.asarray(LOG_P), b, reduction="sum"))(jnp.asarray(T))),
+        "value_and_grad": lk.value_and_grad(lk.kl_div, argnums=(1,))(LOG_P, T, reduction="sum")[1][0],
+    }
+    for name, grad in grads.items():
+        np.testing.assert_allclose(grad, expected, rtol=1e-6, err_msg=name)  # NaN matches NaN

@@ -8,8 +8,15 @@ from ._lib._validation import check_broadcasts_to, check_floating, shape_of
 from ._lib._compat import Array, namespace
 from ._lib._numerics import compute_dtype, sum_to_shape, xlogy
 from ._lib._reduction import apply_reduction, resolve_reduction
+from ._lib._warnings import warn_caller
 
-__all__ = ["kl_div"]
+__all__ = ["MEAN_WARNING", "kl_div"]
+
+MEAN_WARNING = (
+    "kl_div(reduction='mean') divides the summed divergence by every element (batch size times "
+    "classes), not by the batch size: reduction='batchmean' gives the KL divergence per sample, "
+    "its mathematical definition; 'mean' is the default only because it is PyTorch's"
+)
 
 
 @loss(
@@ -73,7 +80,8 @@ def kl_div(
     -----
     :math:`t \log t` is taken as 0 at :math:`t = 0`, as :math:`\operatorname{xlogy}` does;
     a negative target gives NaN, as in PyTorch. ``"batchmean"`` of a 1-D input divides by its
-    length; a 0-d input is not divided.
+    length; a 0-d input is not divided. ``reduction="mean"`` (without the deprecated
+    arguments) warns, with a ``UserWarning``, as PyTorch does.
 
     References
     ----------
@@ -101,6 +109,8 @@ def kl_div(
     if not isinstance(log_target, bool):
         msg = f"{fn}: log_target must be a bool, got {type(log_target).__name__}"
         raise TypeError(msg)
+    if resolved == "mean" and not legacy:  # PyTorch warns here too
+        warn_caller(MEAN_WARNING, UserWarning)
     check_floating(fn, "input", input, xp)
     if not xp.isdtype(target.dtype, "real floating"):
         msg = f"{fn}: target must have a floating-point dtype, got {target.dtype}"

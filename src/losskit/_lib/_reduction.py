@@ -12,10 +12,10 @@ A loss first computes its unreduced values ``L`` (one per position). Then:
 
 from __future__ import annotations
 
-import warnings
 from types import ModuleType
 
 from ._compat import Array, size
+from ._warnings import warn_caller
 
 __all__ = [
     "REDUCTIONS",
@@ -56,18 +56,10 @@ def resolve_reduction(
     """
     if size_average is not None or reduce is not None:
         legacy = legacy_reduction(size_average, reduce)
-        warnings.warn(
-            f"{fn}: size_average and reduce are deprecated; use reduction={legacy!r} instead",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+        warn_caller(f"{fn}: size_average and reduce are deprecated; use reduction={legacy!r} instead", DeprecationWarning)
         return legacy
     if reduction == "elementwise_mean":
-        warnings.warn(
-            f"{fn}: reduction='elementwise_mean' is deprecated; use reduction='mean' instead",
-            DeprecationWarning,
-            stacklevel=3,
-        )
+        warn_caller(f"{fn}: reduction='elementwise_mean' is deprecated; use reduction='mean' instead", DeprecationWarning)
         return "mean"
     if not isinstance(reduction, str) or reduction not in allowed:
         choices = ", ".join(repr(r) for r in allowed)
