@@ -264,17 +264,27 @@ def test_an_array_option_assigned_later_is_a_buffer_as_in_torch(ours: type, thei
         (lambda: lknn.CosFaceLoss(0, 4), ValueError, "CosFaceLoss: num_classes must be a positive int, got 0"),
         (lambda: lknn.ArcFaceLoss(5.0, 4), TypeError, "ArcFaceLoss: num_classes must be an int, got float"),
         (lambda: lknn.SubCenterArcFaceLoss(5, 4, sub_centers=0), ValueError, "sub_centers must be a positive int, got 0"),
-        (lambda: lknn.ArcFaceLoss(5, 4, margin="x"), TypeError, "arcface_loss: margin must be a real number, got str"),
-        (lambda: lknn.ArcFaceLoss(5, 4, fallback="x"), ValueError, "arcface_loss: fallback must be one of"),
-        (lambda: lknn.SphereFaceLoss(5, 4, margin=1.5), ValueError, "sphereface_loss: margin must be an integer >= 1"),
-        (lambda: lknn.CosFaceLoss(5, 4, reduction="avg"), ValueError, "reduction must be one of"),
-        (lambda: lknn.ArcFaceLoss(5, 4, weight=torch.ones(4)), ValueError, "weight must have one value per class, shape (5,)"),
+        (lambda: lknn.ArcFaceLoss(5, 4, margin="x"), TypeError, "ArcFaceLoss: margin must be a real number, got str"),
+        (lambda: lknn.ArcFaceLoss(5, 4, fallback="x"), ValueError, "ArcFaceLoss: fallback must be one of"),
+        (lambda: lknn.SphereFaceLoss(5, 4, margin=1.5), ValueError, "SphereFaceLoss: margin must be an integer >= 1"),
+        (lambda: lknn.CosFaceLoss(5, 4, reduction="avg"), ValueError, "CosFaceLoss: reduction must be one of"),
+        (lambda: lknn.ArcFaceLoss(5, 4, weight=torch.ones(4)), ValueError, "ArcFaceLoss: weight must have one value per class, shape (5,)"),
+        (lambda: lknn.ArcFaceLoss(), TypeError, "ArcFaceLoss needs num_classes and embedding_dim, the sizes of the class centres"),
+        (lambda: lknn.SubCenterArcFaceLoss(5), TypeError, "SubCenterArcFaceLoss needs num_classes and embedding_dim"),
     ],
 )
 def test_margin_modules_check_their_arguments_when_built(make: Any, error: type, words: str) -> None:
     with pytest.raises(error) as info:
         make()
     assert words in str(info.value)
+
+
+def test_margin_modules_speak_of_embeddings_of_the_wrong_size_not_of_centres() -> None:
+    with pytest.raises(ValueError) as info:
+        lknn.ArcFaceLoss(10, 8)(torch.randn(4, 16), torch.randint(0, 10, (4,)))
+    message = str(info.value)
+    assert message.startswith("ArcFaceLoss: embeddings must have embedding_dim = 8 as their last dimension")
+    assert "got shape (4, 16)" in message and "centers must" not in message
 
 
 def test_margin_modules_build_on_the_meta_device() -> None:

@@ -134,15 +134,26 @@ class CenterLossModule(LossModule):
     """
 
     def __init__(
-        self, num_classes: int, embedding_dim: int, *, device: Any = None, dtype: Any = None, **options: Any
+        self, num_classes: int | None = None, embedding_dim: int | None = None, *, device: Any = None,
+        dtype: Any = None, **options: Any,
     ) -> None:
-        num_classes = _positive_int(type(self).__name__, "num_classes", num_classes)
-        embedding_dim = _positive_int(type(self).__name__, "embedding_dim", embedding_dim)
+        name = type(self).__name__
+        if num_classes is None or embedding_dim is None:
+            msg = (
+                f"{name} needs num_classes and embedding_dim, the sizes of the class centres it owns, "
+                f"e.g. {name}(10, 512); got num_classes={num_classes!r}, embedding_dim={embedding_dim!r}"
+            )
+            raise TypeError(msg)
+        num_classes = _positive_int(name, "num_classes", num_classes)
+        embedding_dim = _positive_int(name, "embedding_dim", embedding_dim)
         super().__init__(**options)
         shape = (num_classes, *self._per_class(), embedding_dim)
         self.centers = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
         nn.init.normal_(self.centers, std=1 / math.sqrt(embedding_dim))
-        self._check_options()
+        try:
+            self._check_options()
+        except (TypeError, ValueError) as error:  # the function's message, in the module's name
+            raise type(error)(str(error).replace(f"{self.entry.name}: ", f"{name}: ", 1)) from None
 
     def _per_class(self) -> tuple[int, ...]:
         return ()
@@ -168,6 +179,14 @@ class CenterLossModule(LossModule):
             )
 
     def forward(self, embeddings: Tensor, target: Tensor) -> Tensor:  # type: ignore[override]
+        dim = self.centers.shape[-1]
+        if embeddings.ndim < 1 or embeddings.shape[-1] != dim:
+            # The function would speak of centers, which the user of the module never passed.
+            msg = (
+                f"{type(self).__name__}: embeddings must have embedding_dim = {dim} as their last "
+                f"dimension (the module's centres are {tuple(self.centers.shape)}), got shape {tuple(embeddings.shape)}"
+            )
+            raise ValueError(msg)
         return self.entry.function(embeddings, self.centers, target, **self.options())
 
 
@@ -175,7 +194,10 @@ class SubCenterLossModule(CenterLossModule):
     """A margin loss with ``sub_centers`` centres per class, shape ``(num_classes, sub_centers,
     embedding_dim)``; ``sub_centers`` defaults to the number the loss's registry entry gives."""
 
-    def __init__(self, num_classes: int, embedding_dim: int, sub_centers: int | None = None, **options: Any) -> None:
+    def __init__(
+        self, num_classes: int | None = None, embedding_dim: int | None = None, sub_centers: int | None = None,
+        **options: Any,
+    ) -> None:
         default = _entry(self).module.sub_centers  # type: ignore[union-attr]
         self.sub_centers = _positive_int(type(self).__name__, "sub_centers", default if sub_centers is None else sub_centers)
         super().__init__(num_classes, embedding_dim, **options)
