@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -58,5 +60,37 @@ def test_readme_example_runs_and_says_the_truth() -> None:
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
     value = float(namespace["lk"].cross_entropy(namespace["logits"], namespace["np"].array([1])))
-    assert value == pytest.approx(0.853287, abs=5e-7)
+    assert value == pytest.approx(1.371539, abs=5e-7)
     assert namespace["x"].grad is not None
+
+
+def _command_blocks(text: str) -> list[tuple[str, str]]:
+    """The ``$ losskit ...`` commands of a page's text blocks, with the output shown."""
+    blocks = [b.split("```", 1)[0] for b in text.split("```text\n")[1:]]
+    pairs = [(b.split("\n", 1)[0][2:], b.split("\n", 1)[1]) for b in blocks if b.startswith("$ losskit ")]
+    return [(command, shown) for command, shown in pairs if shown.strip()]  # not a command shown alone
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/cli.md"])
+def test_the_commands_shown_print_what_the_page_says(page: str) -> None:
+    blocks = _command_blocks((Path(__file__).parents[1] / page).read_text())
+    assert len(blocks) >= 2
+    for command, shown in blocks:
+        args = shlex.split(command)
+        done = subprocess.run(
+            [sys.executable, "-m", "losskit", *args[1:]], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "COLUMNS": "100"},
+        )  # fmt: skip
+        printed = "\n".join(line.rstrip() for line in done.stdout.splitlines())
+        assert printed == shown.rstrip("\n"), command
+
+
+def test_check_finds_nothing_in_the_readmes_first_example() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    np = namespace["np"]
+    assert lk.diagnose("cross_entropy", namespace["logits"], np.array([1])) == []
+    assert lk.diagnose("cross_entropy", namespace["x"].detach(), np.array([1])) == []
+    assert "raw scores" in code and not lk.diagnose("kl_div", lk.log_softmax(namespace["logits"]), np.array([[0.2, 0.5, 0.3]]), reduction="batchmean")
