@@ -97,6 +97,15 @@ def test_without_labels_the_patched_model_is_the_unpatched_one(family: str) -> N
     assert keep.shape == (4, 1, VOCAB)
 
 
+def test_in_evaluation_mode_labels_give_the_loss_and_the_logits() -> None:
+    model = build("llama").eval()  # the Trainer's evaluation loop: metrics want the logits
+    ids, mask, labels = batch()
+    expected = model(input_ids=ids, attention_mask=mask, labels=labels)
+    out = patch(model)(input_ids=ids, attention_mask=mask, labels=labels)
+    assert torch.equal(out.logits, expected.logits) and torch.equal(out.loss, expected.loss)
+    assert model.train()(input_ids=ids, attention_mask=mask, labels=labels).logits is None
+
+
 def test_num_items_in_batch_sums_then_divides_by_the_global_count() -> None:
     model = build("llama")
     ids, mask, labels = batch()

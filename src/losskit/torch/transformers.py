@@ -3,11 +3,11 @@
 A ``*ForCausalLM.forward`` computes ``logits = lm_head(hidden_states)`` (then a soft-cap or
 a scale, then a float32 copy) before it calls ``self.loss_function`` with them: at a
 vocabulary of 128k those logits are the largest tensors of a training step. :func:`patch`
-makes a model's forward, when it is given ``labels``, compute its loss with
+makes a model's forward, when it is given ``labels`` in training mode, compute its loss with
 :func:`losskit.torch.linear_cross_entropy` from the hidden states and the head's weight
-instead, and return ``logits=None``; without ``labels`` the model runs exactly as before.
+instead, and return ``logits=None``; otherwise the model runs exactly as before.
 
-It copies no model's forward. While a patched forward runs with labels, the model's own
+It copies no model's forward. While a patched forward trains with labels, the model's own
 forward runs, with two stand-ins: the head, which keeps its input (the last hidden states,
 already cut by ``logits_to_keep``) and returns a few fixed numbers in place of the logits,
 and the model's ``loss_function``, which receives those numbers after whatever the model did
@@ -76,11 +76,12 @@ def patch(model: nn.Module, **loss_options: Any) -> nn.Module:
     Returns
     -------
     transformers.PreTrainedModel
-        ``model`` itself. With ``labels`` its forward returns the model's output with the
-        loss and ``logits=None``. It follows the model's loss keywords: ``shift_labels``
-        (labels already shifted), ``ignore_index`` and ``num_items_in_batch`` (the loss is
-        then a sum divided by it, as gradient accumulation needs). Without ``labels`` the
-        forward is the model's own.
+        ``model`` itself. In training mode and with ``labels`` its forward returns the
+        model's output with the loss and ``logits=None``. It follows the model's loss
+        keywords: ``shift_labels`` (labels already shifted), ``ignore_index`` and
+        ``num_items_in_batch`` (the loss is then a sum divided by it, as gradient
+        accumulation needs). Without ``labels``, or in evaluation mode (``model.eval()``,
+        where the Trainer's metrics want the logits), the forward is the model's own.
 
     Raises
     ------
@@ -262,8 +263,8 @@ def _transformers_model(model: nn.Module) -> nn.Module:
 def _training_forward(model: nn.Module, original: Callable[..., Any], options: dict, args: tuple, kwargs: dict) -> Any:
     # The class's signature tells where labels are, whatever wraps the forward.
     bound = inspect.signature(type(model).forward).bind_partial(model, *args, **kwargs)
-    if bound.arguments.get("labels") is None:
-        return original(*args, **kwargs)
+    if bound.arguments.get("labels") is None or not model.training:
+        return original(*args, **kwargs)  # evaluation wants its logits (metrics, predictions)
     head = model.get_output_embeddings()
     seen: dict[str, Any] = {}
 
