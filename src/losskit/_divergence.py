@@ -10,9 +10,9 @@ from ._lib._numerics import compute_dtype, sum_to_shape, xlogy
 from ._lib._reduction import apply_reduction, resolve_reduction
 from ._lib._warnings import warn_caller
 
-__all__ = ["MEAN_WARNING", "kl_div"]
+__all__ = ["kl_div"]
 
-MEAN_WARNING = (
+_MEAN_WARNING = (
     "kl_div(reduction='mean') divides the summed divergence by every element (batch size times "
     "classes), not by the batch size: reduction='batchmean' gives the KL divergence per sample, "
     "its mathematical definition; 'mean' is the default only because it is PyTorch's"
@@ -110,7 +110,7 @@ def kl_div(
         msg = f"{fn}: log_target must be a bool, got {type(log_target).__name__}"
         raise TypeError(msg)
     if resolved == "mean" and not legacy:  # PyTorch warns here too
-        warn_caller(MEAN_WARNING, UserWarning)
+        warn_caller(_MEAN_WARNING, UserWarning)
     check_floating(fn, "input", input, xp)
     if not xp.isdtype(target.dtype, "real floating"):
         msg = f"{fn}: target must have a floating-point dtype, got {target.dtype}"
