@@ -3,13 +3,17 @@
 A family module declares each loss with :func:`loss` (and each differentiable function that
 is not a loss, such as ``softmax`` or a margin transform, with :func:`transform`). The
 decorator turns the implementation, which takes the public arguments plus a keyword ``vjp``
-and returns a :class:`~._vjp.Result`, into the public function (whose signature lacks
-``vjp``), and records an :class:`Entry`: the name and family, the implementation as the
-gradient rule, the positional arrays and which of them it differentiates, and what the rest
-of losskit needs to know. Everything that concerns every loss reads the entries rather than
-a table of its own: ``value_and_grad`` (the rule), ``losskit.diagnose`` (the misuse checks
-that apply), ``losskit.torch.nn`` (the module of each loss), the ``losskit`` command (arrays,
-options, explainer, curves) and the documentation site (page, peer equivalents).
+and returns a :class:`~._vjp.Result`, into the public function (whose signature and
+annotations lack ``vjp``, and whose return is annotated ``Array``), and records an
+:class:`Entry`: the name and family, the implementation as the gradient rule, the positional
+arrays and which of them it differentiates, and what the rest of losskit needs to know.
+Everything that concerns every loss reads the entries rather than a table of its own:
+``value_and_grad`` (the rule), ``losskit.diagnose`` (the misuse checks that apply),
+``losskit.torch.nn`` (the module of each loss), the ``losskit`` command (arrays, options,
+explainer, curves), the documentation site (page, peer equivalents) and the types that type
+checkers see (``losskit/__init__.pyi``: each public signature, a text option as a
+``Literal`` of its documented values; ``python tests/test_typing.py`` writes it, and that
+test checks it is up to date).
 
 The registry also holds the one switch of the runtime misuse checks (``losskit.set_checks``):
 a hook that every public call runs first when it is set.
@@ -246,8 +250,8 @@ def entry_of(fn: object) -> Entry | None:
         return None
 
 
-def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str, ...] | None) -> Callable[[Callable[..., Result]], Any]:
-    def decorate(impl: Callable[..., Result]) -> Any:
+def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str, ...] | None) -> Callable[[Callable[..., Result]], Callable[..., Array]]:
+    def decorate(impl: Callable[..., Result]) -> Callable[..., Array]:
         signature = inspect.signature(impl)
         name = impl.__name__
         if name in _ENTRIES:
@@ -306,6 +310,9 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
             parameters=[p for p in signature.parameters.values() if p.name != "vjp"],
             return_annotation="Array",
         )
+        # functools.wraps shared the implementation's annotations; the public function has
+        # those of its signature (which typing.get_type_hints resolves in this module).
+        public.__annotations__ = {n: a for n, a in impl.__annotations__.items() if n != "vjp"} | {"return": "Array"}
         del public.__wrapped__  # type: ignore[attr-defined]
         found = Entry(
             name=name,
@@ -335,7 +342,7 @@ def loss(
     explainer: str | None = None,
     pointwise: bool = False,
     kernel: Kernel | None = None,
-) -> Callable[[Callable[..., Result]], Any]:
+) -> Callable[[Callable[..., Result]], Callable[..., Array]]:
     """Make the public function of a loss's implementation and record its :class:`Entry`.
 
     ``argnums`` lists the positional arguments the implementation can differentiate;
@@ -369,7 +376,7 @@ def transform(
     argnums: tuple[int, ...] = (0,),
     arrays: tuple[str, ...] | None = None,
     diagnostics: tuple[str, ...] = (),
-) -> Callable[[Callable[..., Result]], Any]:
+) -> Callable[[Callable[..., Result]], Callable[..., Array]]:
     """:func:`loss` for a differentiable function that is not a loss (``softmax``, a margin
     transform): it has a gradient rule, a page and misuse checks, but no module or curve."""
     facts = {"family": family, "is_loss": False, "diagnostics": diagnostics, "docs": docs}
