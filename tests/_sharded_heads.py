@@ -112,3 +112,13 @@ def fsdp_worker(rank: int, world: int, ids: torch.Tensor, labels: torch.Tensor) 
     out = model(input_ids=ids[rank::world], labels=labels[rank::world])
     out.loss.backward()
     return {"loss": out.loss.item(), "grads": _grads(model), "logits": out.logits}
+
+
+def own_fsdp_head_worker(rank: int, world: int) -> None:
+    """A patched model whose head has its own fully_shard: refused."""
+    from torch.distributed.fsdp import fully_shard
+
+    model = patch(tiny_llama())
+    fully_shard(model.lm_head, mesh=init_device_mesh("cpu", (world,)))
+    ids = torch.randint(3, VOCAB, (2, 5))
+    model(input_ids=ids, labels=ids)

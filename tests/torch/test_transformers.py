@@ -12,7 +12,14 @@ import pytest
 import torch
 import transformers
 from _distributed import run_ranks
-from _sharded_heads import VOCAB, fsdp_worker, sharded_weight_worker, tensor_parallel_worker, tiny_llama
+from _sharded_heads import (
+    VOCAB,
+    fsdp_worker,
+    own_fsdp_head_worker,
+    sharded_weight_worker,
+    tensor_parallel_worker,
+    tiny_llama,
+)
 from _support import assert_close
 
 from losskit.torch.transformers import compute_loss_func, patch, unpatch
@@ -292,3 +299,9 @@ def test_sharded_heads_on_two_processes_give_the_single_process_model(worker: An
             assert_close(got["logits"], reference_logits, rtol=RTOL, atol=1e-6)
         else:
             assert got["logits"] is None, rank
+
+
+def test_a_head_with_its_own_fully_shard_is_refused() -> None:
+    for got in run_ranks(2, own_fsdp_head_worker):
+        assert got["error"] == "ValueError"
+        assert "the output layer is sharded by its own fully_shard" in got["message"]

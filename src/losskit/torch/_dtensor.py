@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import torch
 import torch.distributed as dist
 
-__all__ = ["LocalHead", "full", "local_head", "replicated_like"]
+__all__ = ["LocalHead", "full", "local_head", "own_fsdp_unit", "replicated_like"]
 
 Tensor = torch.Tensor
 
@@ -95,3 +95,13 @@ def full(t: Tensor) -> Tensor:
         if isinstance(t, DTensor):
             return t.full_tensor()
     return t
+
+
+def own_fsdp_unit(module: torch.nn.Module) -> bool:
+    """Whether FSDP2's ``fully_shard`` was applied to ``module`` itself: its parameters are
+    gathered only while its own forward runs."""
+    if not dist.is_available():
+        return False
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(module, FSDPModule)

@@ -33,7 +33,7 @@ from torch import nn
 
 from .. import cross_entropy, logsumexp
 from .._lib._head import head_options
-from ._dtensor import full, replicated_like
+from ._dtensor import full, own_fsdp_unit, replicated_like
 from ._linear_cross_entropy import linear_cross_entropy
 
 __all__ = ["compute_loss_func", "patch", "unpatch"]
@@ -100,7 +100,8 @@ def patch(model: nn.Module, **loss_options: Any) -> nn.Module:
     model's is NaN. Call :func:`unpatch` to undo. With a head shared across a tensor-parallel
     mesh (a ``DTensor``), the loss runs where :func:`losskit.torch.linear_cross_entropy`
     sends it; under FSDP2 ``fully_shard`` the head is read inside the forward, where FSDP has
-    gathered it.
+    gathered it (a head sharded by a ``fully_shard`` of its own is refused: FSDP gathers it
+    only inside the head's forward).
 
     References
     ----------
@@ -364,6 +365,13 @@ def _logit_transform(model: nn.Module, probe: Tensor) -> tuple[float | None, flo
 
 def _head_weights(head: nn.Module) -> tuple[Tensor, Tensor | None]:
     """The weight and bias of the output layer, through PEFT's wrappers."""
+    if own_fsdp_unit(head):
+        msg = (
+            "patch: the output layer is sharded by its own fully_shard, so FSDP gathers its weight only "
+            "inside its forward, which the patch replaces; shard it with the module that holds it "
+            "(fully_shard(model) after the decoder layers), as transformers' FSDP plan keeps lm_head"
+        )
+        raise ValueError(msg)
     if hasattr(head, "modules_to_save") and hasattr(head, "original_module"):  # PEFT modules_to_save
         active = [a for a in head.active_adapters if a in head.modules_to_save]
         module = head.original_module if head.disable_adapters or not active else head.modules_to_save[active[0]]
