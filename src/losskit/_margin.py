@@ -135,7 +135,15 @@ class MarginLogits(NamedTuple):
     """Margin logits before scaling, with what their gradient needs."""
 
     unscaled: Array  # t: the cosines with psi at the target
-    slope: Array  # dt / dc, shape (N, C)
+    index: Array  # (N,): each row's target class
+    at_target: Array  # (N, C) bool: the entries psi replaced
+    slope: Array  # (N,): dpsi / dc at the target; dt / dc is 1 everywhere else
+
+    def chain(self, g: Array, xp: ModuleType) -> Array:
+        """``g * dt/dc`` for an upstream gradient ``g`` with respect to the logits: only the
+        targets' entries change, so no (N, C) array of slopes is needed."""
+        at_target = take_at_class(g, self.index, axis=1, xp=xp) * self.slope
+        return xp.where(self.at_target, at_target[:, None], g)
 
 
 def margin_logits(c: Array, index: Array, marked: Array | None, margin: Margin, xp: ModuleType) -> MarginLogits:
@@ -150,7 +158,7 @@ def margin_logits(c: Array, index: Array, marked: Array | None, margin: Margin, 
     if marked is not None:
         at_target = at_target & marked[:, None]
     unscaled = xp.where(at_target, value[:, None], c)
-    return MarginLogits(unscaled, xp.where(at_target, slope[:, None], xp.ones_like(c)))
+    return MarginLogits(unscaled, index, at_target, slope)
 
 
 def _policy(fn: str, fallback: object, gradient: object) -> tuple[str, str]:
@@ -227,7 +235,7 @@ def _transform(
     logits = margin_logits(c, classes.index, classes.valid, margin, xp)
     grads = {}
     if vjp is not None:
-        grads[0] = upstream(fn, vjp, "none", shape_of(c), c, xp) * scale * logits.slope
+        grads[0] = logits.chain(upstream(fn, vjp, "none", shape_of(c), c, xp) * scale, xp)
     return finish(xp, scale * logits.unscaled, cosine.dtype, vjp, grads, (cosine, target))
 
 

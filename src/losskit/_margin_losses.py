@@ -153,28 +153,35 @@ def _margin_loss(
         a = s * x_norm * w_norm.T
     reduction = resolve_reduction(fn, reduction)
     ce_vjp = None if vjp is None else VJP(vjp.grad_output, (0,))
+    scaled = a * logits.unscaled
+    unscaled = None if head.norms == FIXED else logits.unscaled  # dL/da needs it
+    logits = logits._replace(unscaled=None)  # one (N, C) array fewer from here on
     value, g = class_index_cross_entropy(
-        fn, a * logits.unscaled, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+        fn, scaled, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
         smoothing=unit_number(fn, "label_smoothing", label_smoothing), axis=1, xp=xp, vjp=ce_vjp,
     )  # fmt: skip
+    del scaled
     grads = {}
     if vjp is not None:
-        p = g * a * logits.slope  # dL/dcos
-        q = None if head.norms == FIXED else g * logits.unscaled  # dL/da
+        p = logits.chain(g * a, xp)  # dL/dcos
+        q = None if unscaled is None else g * unscaled  # dL/da
+        del g
         if sub_centers:  # route each class's gradient to its nearest sub-centre
             k = xp.arange(centers.shape[1], device=device(cos))
             p = xp.reshape(xp.where(nearest[..., None] == k, p[..., None], 0.0), cos_all.shape)
+        product = p * cos_all  # one product for both: summed along rows for dX, columns for dW
+        along_rows = xp.sum(product, axis=1, keepdims=True) if vjp.wants(0) else None
+        along_columns = xp.sum(product, axis=0)[:, None] if vjp.wants(1) else None
+        del product
         if vjp.wants(0):
-            along = xp.sum(p * cos_all, axis=1, keepdims=True)
-            dx = (p @ w_hat - along * x_hat) / x_norm
+            dx = (p @ w_hat - along_rows * x_hat) / x_norm
             if head.norms == EMBEDDING_NORM:
                 dx = dx + s * xp.sum(q, axis=1, keepdims=True) * x_hat
             elif head.norms == BOTH_NORMS:
                 dx = dx + s * (q @ w_norm) * x_hat
             grads[0] = dx
         if vjp.wants(1):
-            along = xp.sum(p * cos_all, axis=0)[:, None]
-            dw = (p.T @ x_hat - along * w_hat) / w_norm
+            dw = (p.T @ x_hat - along_columns * w_hat) / w_norm
             if head.norms == BOTH_NORMS:
                 dw = dw + s * (q.T @ x_norm) * w_hat
             grads[1] = xp.reshape(dw, centers.shape)
