@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,8 @@ import pytest
 from _support import assert_close
 
 from losskit.cli._tour import tour
-from losskit.cli._worked_examples import EXAMPLES
+from losskit import nll_loss
+from losskit.cli._worked_examples import EXAMPLES, WINE_4_MODEL_TWO, WINE_MODELS, WINE_TARGET
 
 # (example number, title fragment) -> verified value, copied from the source material's table
 VERIFIED = {
@@ -58,7 +61,7 @@ def test_the_tour_names_the_wrong_claims_and_ranks_the_wine_models() -> None:
     assert "Wrong claims in the tutorials: #2, #5, #7" in text
     assert "model one: error rate 0.333, cross-entropy 1.378389" in text
     assert "model two: error rate 0.333, cross-entropy 0.639108" in text
-    assert "#7 cross_entropy(x, target=[1]): the tutorial says 0.51, the right value is 0.853287" in text
+    assert "#7 cross_entropy(x, target=[1]) returns 0.853287, not the tutorial's 0.51" in text
     assert "losskit check flags it: [unnormalised-log-probabilities]" in text  # the row summing to 1.1
 
 
@@ -69,3 +72,39 @@ def test_python_dash_m_losskit_runs_the_tour(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "nll_loss(softmax(x), target=[1, 0, 4]) = -0.386140   (tutorial: 1.3537, WRONG)" in done.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def _tour_text() -> str:
+    lines: list[str] = []
+    tour(lines.append)
+    return "\n".join(lines)
+
+
+def test_every_claim_is_judged_against_a_number_the_tour_prints() -> None:
+    judged = re.findall(r"= (?:\[[-\d., ]+\], mean )?(-?\d+\.\d{6})   \(tutorial: ([\d.]+), (right|right, truncated to (\d) decimals|WRONG)\)", _tour_text())
+    claimed = [e for e in EXAMPLES if e.claim is not None]
+    assert len(judged) == len(claimed)
+    for (printed, claim, verdict, _), example in zip(judged, claimed, strict=True):
+        assert printed == f"{np.mean(example.value()):.6f}" and float(claim) == example.claim
+        decimals = len(claim.partition(".")[2])
+        rounded, truncated = f"{float(printed):.{decimals}f}", f"{math.trunc(float(printed) * 10**decimals) / 10**decimals:.{decimals}f}"
+        expected = "right" if rounded == claim else f"right, truncated to {decimals} decimals" if truncated == claim else "WRONG"
+        assert verdict == expected, (example.number, printed, claim)
+    assert "mean 0.639108   (tutorial: 0.63, right, truncated to 2 decimals)" in _tour_text()
+
+
+def test_the_ranking_says_why_model_two_scores_otherwise_in_example_4() -> None:
+    ranking = _tour_text().partition("Why cross-entropy ranks")[2].partition("Wrong claims")[0]
+    in_example_4 = f"{float(nll_loss(np.log(WINE_4_MODEL_TWO), WINE_TARGET)):.6f}"
+    assert in_example_4 == "0.543214" and in_example_4 in ranking
+    assert "example 4 gives model two's last row as (0.4, 0.3, 0.3), example 9 as (0.3, 0.4, 0.3)" in ranking.lower()
+    ranked = float(nll_loss(np.log(WINE_MODELS["model two"]), WINE_TARGET))
+    assert f"cross-entropy {ranked:.6f}" in ranking
+
+
+def test_no_value_is_called_right_and_meaningless() -> None:
+    text = _tour_text()
+    assert "a meaningless negative number" in text  # what losskit check says of example 2's call
+    assert "right value" not in text
+    assert ("#2 nll_loss(softmax(x), target=[1, 0, 4]) returns -0.386140, not the tutorial's 1.3537, "
+            "which is nll_loss(log_softmax(x), target=[1, 0, 4]) = 1.353693") in text

@@ -1,5 +1,5 @@
 """The ``losskit`` command: explain a loss step by step, check a call for misuse, plot losses,
-tour the tutorials' worked examples, and train a small demo.
+tour the tutorials' worked examples, train a small demo, and complete itself in the shell.
 
 The parser needs only the standard library and losskit; the commands print with rich and
 draw with matplotlib (the ``cli`` extra), imported when a command runs.
@@ -8,7 +8,9 @@ draw with matplotlib (the ``cli`` extra), imported when a command runs.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,23 +19,50 @@ from typing import Any, NoReturn
 from .. import __version__
 from .._lib._registry import entries, entry
 from .._margin import FALLBACKS
-from ._curves import PlotSettings, curves
+from ._completion import SHELLS, completion_script
+from ._curves import PlotSettings, curves, options_taken
 from ._explain import explainable
-from ._inputs import UsageError, loss_options, parameter_docs, read_array, summary
+from ._inputs import UsageError, flag, loss_options, parameter_docs, read_array, summary
+from ._wine import EXAMPLE_RUN
 
 __all__ = ["build_parser", "main"]
 
 _EXTRA = ("rich", "matplotlib", "sklearn")  # what the commands import beyond the core
 
 
-_ARRAY_FORMS = "An array literal, such as [[0.1, 0.6, 0.3]] or [1, 0], or a .npy file."
+_INSTALL = 'pip install ".[cli]" in losskit\'s folder'
+
+_ARRAY_FORMS = (
+    "An array literal, such as [[0.1, 0.6, 0.3]] or [1, 0] (inf, -inf and nan in any case), "
+    "or a .npy file."
+)
+
+_DEMO_LEARNING_RATE = 0.01  # slow enough for the wine demo's losses to differ
+
+_EXIT_STATUS = (
+    "Exit status 0 on success (for check: when nothing is found), 1 when check finds a problem "
+    "in a call the loss computes, 2 for invalid input: a malformed command line or a call the "
+    "loss refuses, reported in one line on stderr (check prints its findings first, which often "
+    "say why; explain adds the fixes that make the loss take the call)."
+)
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr, with exit status 2."""
+    """An argument parser whose errors are one line on stderr, with exit status 2, and which
+    suggests the closest choice to a misspelt one."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # argparse's own check, with difflib's closest match to an unknown choice
+        if action.choices is None or value in action.choices:
+            return
+        choices = [str(choice) for choice in action.choices]
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        meant = f"; did you mean {close[0]!r}?" if close else ""
+        msg = f"invalid choice: {value!r}{meant} (choose from {', '.join(map(repr, choices))})"
+        raise argparse.ArgumentError(action, msg)
 
 
 _JSON_NUMBERS = "; strict JSON: NaN is null, infinities are the strings \"inf\" and \"-inf\""
@@ -84,12 +113,30 @@ def _positive(kind: type) -> Any:
     return _checked(kind, "a finite number > 0", lambda value: 0 < value < math.inf)
 
 
+def _png_file(text: str) -> Path:
+    """An argparse type: the PNG file a figure goes to, refused before any work unless it can
+    be written (matplotlib would pick another format by the suffix, or add ``.png``)."""
+    path = Path(text)
+    folder = path.parent
+    if path.suffix.lower() != ".png":
+        problem = f"must be a .png file, got {text}"
+    elif path.is_dir():
+        problem = f"must be a .png file, got {text}, a folder"
+    elif not folder.is_dir():
+        problem = f"must be a .png file in an existing folder, got {text}: there is no folder {folder}"
+    elif not os.access(folder, os.W_OK):
+        problem = f"must be a .png file in a writable folder, got {text}: {folder} is read-only"
+    else:
+        return path
+    raise argparse.ArgumentTypeError(problem)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``losskit`` command line."""
     parser = _Parser(
         prog="losskit",
         description="Loss functions shown at work: the arithmetic, the usual mistakes, the curves.",
-        epilog="With no command, losskit runs the tour.",
+        epilog=f"With no command, losskit runs the tour. {_EXIT_STATUS}",
     )
     parser.add_argument("--version", action="version", version=f"losskit {__version__}")
     commands = parser.add_subparsers(
@@ -113,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Run losskit.diagnose on a loss call: probabilities where logits belong, one-hot targets, "
             "unnormalised rows, kl_div's 'mean', class imbalance, an ArcFace margin in degrees, "
             "transposed class centres. Each finding gives the fix and the "
-            "value under the call probably meant. Exit status 1 when something is found, 0 otherwise.",
+            f"value under the call probably meant. {_EXIT_STATUS}",
             "print the findings as a JSON list" + _JSON_NUMBERS,
         ),
     ):
@@ -126,14 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="the tutorials' worked examples, recomputed (the default)",
         description="Walk through every worked example of the tutorials losskit grew out of, show why "
         "cross-entropy ranks two models that the error rate cannot, name the three wrong claims with "
-        "the right values, and write the figures.",
+        "what their calls return and the calls that give the claimed numbers, and write the figures.",
     )
     tour.add_argument(
         "--out-dir",
         type=Path,
         default=Path("losskit-figures"),
         metavar="DIR",
-        help="folder for the figures, created if missing (default: losskit-figures)",
+        help="folder for the figures, created if missing before the tour starts "
+        "(default: losskit-figures)",
     )
     tour.add_argument(
         "--no-figures", action="store_true", help="print the tour only, write no figures"
@@ -152,12 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the softmax classifier of examples/softmax_regression.py (plain NumPy and "
         "losskit.value_and_grad) with cross-entropy, MSE on the probabilities and focal loss; print "
         "epochs to the target train accuracy, final test accuracy and final loss; save the learning "
-        "curves. Needs scikit-learn.",
+        f"curves. The default learning rate, {_DEMO_LEARNING_RATE:g}, is smaller than the example's "
+        f"{EXAMPLE_RUN['learning_rate']:g}, so that the losses differ: --learning-rate "
+        f"{EXAMPLE_RUN['learning_rate']:g} gives the example's run in the cross-entropy row.",
     )
     wine.add_argument("--epochs", type=_positive(int), default=100, metavar="N", help="full-batch epochs (default: 100)")
     wine.add_argument(
-        "--learning-rate", type=_positive(float), default=0.01, metavar="LR",
-        help="gradient-descent step size; small enough that the losses differ (default: 0.01)",
+        "--learning-rate", type=_positive(float), default=_DEMO_LEARNING_RATE, metavar="LR",
+        help=f"gradient-descent step size; small enough that the losses differ (default: {_DEMO_LEARNING_RATE:g})",
     )  # fmt: skip
     wine.add_argument(
         "--seed", type=_checked(int, "in [0, 2**32)", lambda value: 0 <= value < 2**32), default=0,
@@ -168,10 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="the train accuracy whose first epoch the table reports (default: 0.9)",
     )  # fmt: skip
     wine.add_argument(
-        "--out", type=Path, default=Path("wine-learning-curves.png"), metavar="FILE.png",
-        help="where to save the learning curves (default: wine-learning-curves.png)",
+        "--out", type=_png_file, default="wine-learning-curves.png", metavar="FILE.png",
+        help="where to save the learning curves, in an existing folder (default: wine-learning-curves.png)",
     )  # fmt: skip
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell script that completes losskit's command line",
+        description="Print a completion script for bash or zsh, generated from this command's "
+        "parser: commands, losses, options and their choices. Load it from your shell's start-up "
+        'file: eval "$(losskit completion bash)" in ~/.bashrc, or '
+        'eval "$(losskit completion zsh)" in ~/.zshrc.',
+    )
+    completion.add_argument("shell", choices=SHELLS, metavar="SHELL", help=f"one of {', '.join(SHELLS)}")
     return parser
+
+
+def _taken_by(option: str) -> str:
+    return ", ".join(name for name in curves() if option in options_taken(name))
 
 
 def _add_plot_parser(commands: Any) -> None:
@@ -184,7 +247,7 @@ def _add_plot_parser(commands: Any) -> None:
         "losses against the error input - target. The margin losses are drawn against the angle "
         "between a unit embedding and its class centre, two classes with the other centre at 90 "
         "degrees, each at its default scale and margin, and below the loss their target logit "
-        "over the scale.",
+        "over the scale. An option none of the losses drawn takes is an error.",
     )
     plot.add_argument(
         "losses",
@@ -194,47 +257,27 @@ def _add_plot_parser(commands: Any) -> None:
         help=f"what to draw: {', '.join(drawn)}",
     )
     plot.add_argument(
-        "--out", type=Path, required=True, metavar="FILE.png", help="the PNG file to write"
-    )
-    plot.add_argument(
-        "--gamma",
-        type=float,
-        nargs="+",
-        default=list(defaults.gammas),
-        metavar="G",
-        help="focal losses: one curve per gamma (default: 0.5 1 2 5)",
-    )
-    plot.add_argument(
-        "--alpha",
-        type=float,
-        default=defaults.alpha,
-        help="sigmoid_focal_loss: weight of the positive class (default: 0.25)",
-    )
-    plot.add_argument(
-        "--delta", type=float, default=defaults.delta, help="huber_loss: delta (default: 1)"
-    )
-    plot.add_argument(
-        "--beta", type=float, default=defaults.beta, help="smooth_l1_loss: beta (default: 1)"
-    )
-    plot.add_argument(
-        "--fallback",
-        nargs="+",
-        choices=FALLBACKS,
-        default=list(defaults.fallbacks),
-        metavar="F",
-        help="arcface_loss, subcenter_arcface_loss: one curve per fallback past θ + m > π, "
-        f"among {', '.join(FALLBACKS)} (default: cosface)",
-    )
-    plot.add_argument(
-        "--lambda",
-        type=float,
-        nargs="+",
-        dest="lambdas",
-        default=list(defaults.lambdas),
-        metavar="L",
-        help="sphereface_loss, large_margin_softmax_loss: one curve per annealing weight λ "
-        "(default: 0, the full margin)",
-    )
+        "--out", type=_png_file, required=True, metavar="FILE.png",
+        help="the PNG file to write, in an existing folder",
+    )  # fmt: skip
+    several = " ".join(f"{g:g}" for g in defaults.gammas)
+    for option, kind, extra, what in (
+        ("gamma", float, {"nargs": "+", "metavar": "G"}, f"one curve per γ (default: {several})"),
+        ("alpha", float, {}, f"weight of the positive class (default: {defaults.alpha:g})"),
+        ("delta", float, {}, f"where the quadratic part ends (default: {defaults.delta:g})"),
+        ("beta", float, {}, f"where the quadratic part ends (default: {defaults.beta:g})"),
+        (
+            "fallback", str, {"nargs": "+", "metavar": "F", "choices": FALLBACKS},
+            f"one curve per fallback past θ + m > π, among {', '.join(FALLBACKS)} "
+            f"(default: {' '.join(defaults.fallbacks)})",
+        ),
+        (
+            "lambda_", float, {"nargs": "+", "metavar": "L"},
+            "one curve per annealing weight λ (default: "
+            f"{' '.join(f'{v:g}' for v in defaults.lambdas)}, the full margin)",
+        ),
+    ):  # fmt: skip
+        plot.add_argument(flag(option), dest=option, type=kind, help=f"{_taken_by(option)}: {what}", **extra)
 
 
 def _without_extra(args: argparse.Namespace, missing: str) -> int:
@@ -243,12 +286,9 @@ def _without_extra(args: argparse.Namespace, missing: str) -> int:
         from ._tour import tour
 
         tour()
-        print("\n(pip install 'losskit[cli]' for the styled tour and its figures)")
+        print(f"\n({_INSTALL} for the styled tour and its figures)")
         return 0
-    print(
-        f"losskit {args.command}: error: needs {missing}: pip install 'losskit[cli]' scikit-learn",
-        file=sys.stderr,
-    )
+    print(f"losskit {args.command}: error: needs {missing}, of the cli extra: {_INSTALL}", file=sys.stderr)
     return 2
 
 
@@ -263,8 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: 0 on success, 1 when ``check`` finds a problem, 2 for a usage error
-        (reported in one line on stderr).
+        The exit status: 0 on success (for ``check``: nothing found), 1 when ``check`` finds
+        a problem in a call the loss computes, 2 for invalid input: a malformed command line
+        or a call the loss refuses, reported in one line on stderr (``check`` prints its
+        findings first; ``explain`` adds the fixes that make the loss take the call).
 
     Examples
     --------
@@ -275,9 +317,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+        unknown = f"unrecognized arguments: {' '.join(extra)}"
+        if hasattr(args, "parser"):  # a loss's own parser: name the options the loss takes
+            takes = ", ".join(option.flag for option in loss_options(entry(args.loss)))  # type: ignore[arg-type]
+            args.parser.error(f"{unknown} ({args.loss} takes {takes})")
+        parser.error(unknown)
     if args.command is None:
         args = parser.parse_args(["tour"])
+    if args.command == "completion":
+        print(completion_script(parser, args.shell), end="")
+        return 0
     try:
         from . import _commands
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import sys
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,18 +13,19 @@ from typing import Any
 import numpy as np
 from rich import box
 from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from .. import cross_entropy, diagnose, focal_loss, value_and_grad
 from .._lib._registry import entry
 from .._misuse import Finding, loss_arrays
-from ._curves import PlotSettings
+from ._curves import PLOT_OPTIONS, options_taken, plot_settings
 from ._explain import Explanation, explain, finding_json
-from ._inputs import UsageError, loss_options
+from ._inputs import UsageError, flag, loss_options
 from ._plot import plot_learning_curves, plot_losses
 from ._tour import tour
-from ._wine import History, softmax_mse, train
+from ._wine import EXAMPLE_RUN, History, softmax_mse, train
 
 __all__ = ["TOUR_FIGURES", "run"]
 
@@ -38,6 +39,12 @@ TOUR_FIGURES = {
 
 def _console() -> Console:
     return Console(highlight=False)
+
+
+def _progress() -> Progress:
+    """Progress bars on stderr, so that stdout holds the results alone."""
+    columns = (*Progress.get_default_columns()[:-1], MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*columns, console=Console(stderr=True))
 
 
 def _one_line(error: BaseException) -> str:
@@ -92,13 +99,16 @@ def _finding_text(finding: Finding) -> Text:
 
 
 def _explained(args: argparse.Namespace) -> Explanation:
-    """The explanation of the call given; the loss's own refusal of it as a usage error."""
+    """The explanation of the call given; the loss's own refusal of it as a usage error, with
+    the fixes of the findings whose probable meaning the loss does take (the others do not
+    explain the refusal)."""
     x, t, options = _loss_call(args)
     try:
         return explain(args.loss, x, t, **options)
     except (ValueError, TypeError) as error:
-        hints = "".join(f" [{f.code}: {f.fix}]" for f in diagnose(args.loss, x, t, **options))
-        raise UsageError(_one_line(error) + hints) from None
+        findings = diagnose(args.loss, x, t, **options)
+        fixes = "".join(f" [{f.code}: {f.fix}]" for f in findings if f.intended_value is not None)
+        raise UsageError(_one_line(error) + fixes) from None
 
 
 def _explain_command(args: argparse.Namespace) -> int:
@@ -163,21 +173,22 @@ def _refusal(loss: str, x: np.ndarray, t: np.ndarray | None, options: dict[str, 
 
 
 def _check_command(args: argparse.Namespace) -> int:
+    """The findings on stdout; status 1 with some, and 2 (invalid input) when the loss refuses
+    the call, after the findings, which often say why."""
     x, t, options = _loss_call(args)
     findings = diagnose(args.loss, x, t, **options)
     refusal = _refusal(args.loss, x, t, options)
-    if not findings and refusal is not None:  # a usage error, not "no problems"
+    if findings or refusal is None:  # a refused call with no finding gets the error alone
+        if args.json:
+            _print_json([finding_json(f) for f in findings])
+        else:
+            console = _console()
+            for finding in findings:
+                console.print(_finding_text(finding))
+            if not findings:
+                console.print(f"{args.loss}: no problems found")
+    if refusal is not None:
         raise UsageError(refusal)
-    if args.json:
-        _print_json([finding_json(f) for f in findings])
-    else:
-        console = _console()
-        for finding in findings:
-            console.print(_finding_text(finding))
-        if not findings:
-            console.print(f"{args.loss}: no problems found")
-    if refusal is not None:  # with findings: the loss's own refusal, which they may not explain
-        print(f"losskit check {args.loss}: the loss refuses this call: {refusal}", file=sys.stderr)
     return 1 if findings else 0
 
 
@@ -189,66 +200,93 @@ def _write(draw: Callable[[], Path]) -> Path:
         raise UsageError(f"cannot write the figure: {_one_line(error)}") from None
 
 
-def _require_png(path: Path) -> None:
-    """Refuse an ``--out`` other than a PNG file: matplotlib would pick the format by the
-    suffix, or add ``.png`` to a file name without one."""
-    if path.suffix.lower() != ".png":
-        raise UsageError(f"--out must name a .png file, got {path}")
+def _plot_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The plot options given, each taken by one of the losses drawn at least."""
+    losses = list(dict.fromkeys(args.losses))
+    given = {name: getattr(args, name) for name in PLOT_OPTIONS if getattr(args, name) is not None}
+    for name in given:
+        if not any(name in options_taken(loss) for loss in losses):
+            takes = "; ".join(
+                f"{loss} takes {', '.join(map(flag, options_taken(loss))) or 'no options'}"
+                for loss in losses
+            )
+            raise UsageError(f"{flag(name)} is not an option of {' or '.join(losses)} ({takes})")
+    return given
 
 
 def _plot_command(args: argparse.Namespace) -> int:
-    _require_png(args.out)
-    settings = PlotSettings(
-        gammas=tuple(args.gamma),
-        alpha=args.alpha,
-        delta=args.delta,
-        beta=args.beta,
-        fallbacks=tuple(args.fallback),
-        lambdas=tuple(args.lambdas),
-    )
-    try:
-        path = _write(lambda: plot_losses(args.losses, args.out, settings))
-    except ValueError as error:  # an option the losses refuse, e.g. a negative gamma
-        raise UsageError(_one_line(error)) from None
+    settings = plot_settings(_plot_options(args))
+    with Console(stderr=True).status(f"drawing {args.out}"):  # a spinner, on a terminal only
+        try:
+            path = _write(lambda: plot_losses(args.losses, args.out, settings))
+        except ValueError as error:  # an option the losses refuse, e.g. a negative gamma
+            raise UsageError(_one_line(error)) from None
     _console().print(f"wrote {path}")
     return 0
 
 
 def _tour_command(args: argparse.Namespace) -> int:
+    if not args.no_figures:  # the folder first: no tour that cannot end with its figures
+        try:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            msg = f"--out-dir: cannot create the folder {args.out_dir}: {error.strerror or error}"
+            raise UsageError(msg) from None
+        if not os.access(args.out_dir, os.W_OK):
+            raise UsageError(f"--out-dir: the folder {args.out_dir} is read-only")
     console = _console()
 
     def styled(line: str) -> None:
         text = Text(line, style="" if line.startswith(" ") else "bold")
         text.highlight_words(["WRONG"], "bold red")
-        text.highlight_words(["right)"], "green")
+        text.highlight_regex(r"(?<=, )right(?=[,)])", "green")
         console.print(text, soft_wrap=True)
 
     tour(styled)
     if args.no_figures:
         return 0
-    try:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create {args.out_dir}: {_one_line(error)}") from None
+    with _progress() as progress:
+        for name, curves in progress.track(TOUR_FIGURES.items(), description="writing the figures"):
+            _write(functools.partial(plot_losses, curves, args.out_dir / name))
     for name, curves in TOUR_FIGURES.items():
-        path = _write(functools.partial(plot_losses, curves, args.out_dir / name))
-        console.print(f"figure: {path}  ({', '.join(curves)})", soft_wrap=True)
+        console.print(f"figure: {args.out_dir / name}  ({', '.join(curves)})", soft_wrap=True)
     return 0
 
 
+def _example_note(args: argparse.Namespace) -> str:
+    """How the cross-entropy row's run differs from examples/softmax_regression.py's."""
+    differs = {name: value for name, value in EXAMPLE_RUN.items() if getattr(args, name) != value}
+    if not differs:
+        return "The cross-entropy row is the run of examples/softmax_regression.py."
+    given = ", ".join(
+        f"{flag(name)} {getattr(args, name):g} where the example has {value:g}"
+        for name, value in differs.items()
+    )
+    same = " ".join(f"{flag(name)} {value:g}" for name, value in differs.items())
+    why = " (this demo's default learning rate is smaller, so that the losses differ)"
+    return (
+        f"The cross-entropy row trains the classifier of examples/softmax_regression.py with "
+        f"{given}{why if 'learning_rate' in differs else ''}; {same} gives the example's run."
+    )
+
+
 def _demo_command(args: argparse.Namespace) -> int:
-    _require_png(args.out)  # before the training, which takes a while
     objectives = {
         "cross-entropy": value_and_grad(cross_entropy),
         "MSE on probabilities": softmax_mse,
         "focal loss, γ=2": functools.partial(value_and_grad(focal_loss), gamma=2.0),
     }
-    histories: dict[str, History] = {
-        label: train(
-            objective, epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed
-        )
-        for label, objective in objectives.items()
-    }
+    histories: dict[str, History] = {}
+    with _progress() as progress:
+        for label, objective in objectives.items():
+            task = progress.add_task(f"training with {label}", total=args.epochs)
+            histories[label] = train(
+                objective,
+                epochs=args.epochs,
+                learning_rate=args.learning_rate,
+                seed=args.seed,
+                on_epoch=lambda epoch, history: progress.advance(task),  # before the next task
+            )
     table = Table(
         title=f"softmax regression on the wine data, {args.epochs} epochs, "
         f"learning rate {args.learning_rate:g}"
@@ -273,6 +311,7 @@ def _demo_command(args: argparse.Namespace) -> int:
     console.print(
         "The losses are on different scales: compare the epochs and accuracies, not the losses."
     )
+    console.print(_example_note(args))
     path = _write(lambda: plot_learning_curves(histories, args.out))
     console.print(f"learning curves: {path}")
     return 0

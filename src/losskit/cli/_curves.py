@@ -25,11 +25,11 @@ import numpy as np
 
 import losskit as lk
 
-from .._lib._registry import Entry, entries
+from .._lib._registry import Entry, entries, entry
 from ._margins import cosines, margin_head
 from ._wine import softmax_mse
 
-__all__ = ["AXES", "Axis", "Curve", "PlotSettings", "curves"]
+__all__ = ["AXES", "PLOT_OPTIONS", "Axis", "Curve", "PlotSettings", "curves", "options_taken", "plot_settings"]
 
 _P = np.linspace(0.005, 0.995, 199)  # predicted probability of the true class
 _Z = np.linspace(-3.0, 3.0, 240)  # regression error (0 itself, where L1 has no slope, left out)
@@ -102,6 +102,31 @@ _SETTINGS = {
     "fallback": ("fallbacks", True, "fallback "),
     "lambda_": ("lambdas", True, "λ="),
 }
+
+
+PLOT_OPTIONS = tuple(_SETTINGS)
+"""The loss options ``losskit plot`` takes, each a flag."""
+
+
+def plot_settings(options: dict[str, Any]) -> PlotSettings:
+    """The plot settings with the loss ``options`` given (``{"gamma": [1.0, 3.0]}``), the rest
+    at their defaults."""
+    fields: dict[str, Any] = {
+        _SETTINGS[name][0]: tuple(v) if _SETTINGS[name][1] else v for name, v in options.items()
+    }
+    return PlotSettings(**fields)
+
+
+def options_taken(name: str) -> tuple[str, ...]:
+    """The loss options the curves of ``name`` (a key of :func:`curves`) take.
+
+    Examples
+    --------
+    >>> options_taken("huber_loss"), options_taken("mse_on_probabilities")
+    (('delta',), ())
+    """
+    found = entry(name)
+    return () if found is None or found.curve is None else found.curve.vary
 
 
 def _variants(e: Entry, s: PlotSettings) -> list[dict[str, Any]]:

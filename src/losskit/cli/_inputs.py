@@ -16,16 +16,22 @@ import numpy as np
 
 from .._lib._registry import Entry
 
-__all__ = ["LossOption", "UsageError", "loss_options", "parameter_docs", "read_array", "summary"]
-
+__all__ = ["LossOption", "UsageError", "flag", "loss_options", "parameter_docs", "read_array", "summary"]
 
 
 class UsageError(Exception):
     """A request the command cannot carry out; reported in one line, with exit status 2."""
 
 
+def flag(name: str) -> str:
+    """The command-line flag of a loss option: ``--label-smoothing`` for ``label_smoothing``,
+    ``--lambda`` for ``lambda_``."""
+    return "--" + name.rstrip("_").replace("_", "-")
+
+
 def read_array(text: str) -> np.ndarray:
-    """An array from a JSON-like literal (``[[0.1, 0.6, 0.3]]``, ``.5`` allowed) or a ``.npy`` path.
+    """An array from a JSON-like literal (``[[0.1, 0.6, 0.3]]``; ``.5`` allowed, and ``inf``,
+    ``-Infinity``, ``nan`` in any case) or a ``.npy`` path.
 
     Raises ``argparse.ArgumentTypeError`` with a one-line reason, which argparse reports as
     an error in the argument.
@@ -36,6 +42,8 @@ def read_array(text: str) -> np.ndarray:
     array([[0.1, 0.6, 0.3]])
     >>> read_array("[1, 0]").dtype.kind
     'i'
+    >>> read_array("[-inf, NaN]")
+    array([-inf,  nan])
     """
     if text.endswith(".npy"):
         try:
@@ -70,13 +78,23 @@ def _shown(text: str) -> str:
     return repr(text) if len(text) <= 80 else repr(text[:60]) + f" (and {len(text) - 60} more characters)"
 
 
+class _NonFinite(ast.NodeTransformer):
+    """``inf``, ``infinity`` and ``nan`` in any case as the floats, which a Python literal
+    has no names for (JSON spells them ``Infinity`` and ``NaN`` only)."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:  # noqa: N802 - ast's visitor naming
+        if node.id.lower() in ("inf", "infinity", "nan"):
+            return ast.Constant(float(node.id))
+        return node
+
+
 def _literal(text: str) -> Any:
     """The value of a JSON (or Python) literal; a one-line reason when it is not one."""
     try:
         try:
             return json.loads(text)
         except json.JSONDecodeError:
-            return ast.literal_eval(text)
+            return ast.literal_eval(_NonFinite().visit(ast.parse(text.strip(), mode="eval")))
     except RecursionError:  # the parsers recurse once per level of brackets
         msg = f"{_shown(text)} is nested too deeply to be an array (at most {_MAX_DIMS} dimensions)"
         raise argparse.ArgumentTypeError(msg) from None
@@ -162,8 +180,8 @@ class LossOption:
 
     @property
     def flag(self) -> str:
-        """``--label-smoothing`` for ``label_smoothing``, ``--lambda`` for ``lambda_``."""
-        return "--" + self.name.rstrip("_").replace("_", "-")
+        """This option's flag (see :func:`flag`)."""
+        return flag(self.name)
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         """Add this option to ``parser`` (the parsed value lands in ``self.name``)."""

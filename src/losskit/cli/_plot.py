@@ -10,9 +10,22 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ._wine import History
-from ._curves import AXES, PlotSettings, curves
+from ._curves import AXES, Curve, PlotSettings, curves
 
 __all__ = ["plot_learning_curves", "plot_losses"]
+
+
+def _labels(drawn: list[Curve]) -> list[str]:
+    """The legend of one column: a curve that equals an earlier one, drawn over it, says so."""
+    labels = []
+    for number, curve in enumerate(drawn):
+        under = [
+            c.label
+            for c in drawn[:number]
+            if np.allclose(c.loss, curve.loss) and np.allclose(c.lower, curve.lower)
+        ]
+        labels.append(f"{curve.label} (the same curves as {under[0]})" if under else curve.label)
+    return labels
 
 
 def plot_losses(
@@ -58,10 +71,11 @@ def plot_losses(
         if axis.reference is not None:
             bottom.plot(axis.x, axis.reference[1], color="grey", linewidth=3, alpha=0.5,
                         label=axis.reference[0])  # fmt: skip
-        for number, curve in enumerate(c for c in found if c.kind == kind):
+        of_kind = [c for c in found if c.kind == kind]
+        for number, (curve, label) in enumerate(zip(of_kind, _labels(of_kind), strict=True)):
             style = ("-", "--", "-.", ":")[number % 4]  # curves that coincide stay visible
-            top.plot(axis.x, curve.loss, linestyle=style, label=curve.label)
-            bottom.plot(axis.x, curve.lower, linestyle=style, label=curve.label)
+            top.plot(axis.x, curve.loss, linestyle=style, label=label)
+            bottom.plot(axis.x, curve.lower, linestyle=style, label=label)
         top.set_ylabel("loss ℓ")
         top.set_title(f"loss against {axis.against}")
         bottom.set_ylabel(axis.lower)

@@ -18,7 +18,10 @@ import numpy as np
 
 from .. import cross_entropy, mse_loss, softmax, value_and_grad
 
-__all__ = ["History", "softmax_mse", "train", "wine_split"]
+__all__ = ["EXAMPLE_RUN", "History", "softmax_mse", "train", "wine_split"]
+
+EXAMPLE_RUN = {"epochs": 100, "learning_rate": 0.5, "seed": 0}
+"""The settings of examples/softmax_regression.py's run, the defaults of its ``train``."""
 
 Objective = Callable[[np.ndarray, np.ndarray], tuple[Any, np.ndarray]]
 """``objective(logits, class_indices) -> (loss, d loss / d logits)``."""

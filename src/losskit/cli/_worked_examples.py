@@ -2,11 +2,13 @@
 
 Each example records the inputs, what the tutorial claims, and (where the claim is wrong) the
 call that really produces the claimed number. The verdicts are computed, not stored: a claim
-is right when it agrees with losskit's value to the precision the tutorial printed.
+is right when it is losskit's value (the mean, for a loss per sample) rounded or truncated to
+the decimals the tutorial printed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +17,7 @@ import numpy as np
 from .. import binary_cross_entropy, cross_entropy, diagnose, l1_loss, log_softmax, mse_loss, nll_loss, softmax
 from .._misuse import Finding
 
-__all__ = ["EXAMPLES", "WINE_MODELS", "WINE_TABLE_MODEL_TWO", "WINE_TARGET", "WorkedExample"]
+__all__ = ["EXAMPLES", "WINE_4_MODEL_TWO", "WINE_MODELS", "WINE_TABLE_MODEL_TWO", "WINE_TARGET", "WorkedExample"]
 
 WINE_TARGET = np.array([2, 1, 0])
 # The per-sample comparison (example 9): each model misses one sample in three. The tutorial's
@@ -27,7 +29,7 @@ WINE_MODELS = {
 # Model two as the tutorial's per-sample table prints it.
 WINE_TABLE_MODEL_TWO = np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.3, 0.4, 0.4]])
 # Example 4 gives model two's third row as (0.4, 0.3, 0.3) instead.
-_WINE_4_MODEL_TWO = np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.4, 0.3, 0.3]])
+WINE_4_MODEL_TWO = np.array([[0.1, 0.2, 0.7], [0.1, 0.7, 0.2], [0.4, 0.3, 0.3]])
 _LOGITS_2 = np.array(
     [
         [0.1076, -1.4376, -0.6307, 0.6451, -1.5122],
@@ -43,9 +45,10 @@ class WorkedExample:
     """One computation from the tutorials.
 
     ``claim`` is the number the tutorial printed (``None`` when it printed none) and
-    ``decimals`` how many decimals it printed. When the claim is wrong, ``claim_source`` says
-    which call really gives it and ``claim_call`` computes that. ``misuse`` runs
-    :func:`losskit.diagnose` on the tutorial's call, where a diagnostic catches the mistake.
+    ``decimals`` how many decimals it printed. When the claim is wrong, ``why`` says what the
+    tutorial got wrong, ``claimed_by`` names the call that really gives the claimed number and
+    ``claim_call`` computes it. ``misuse`` runs :func:`losskit.diagnose` on the tutorial's
+    call, where a diagnostic catches the mistake.
     """
 
     number: int
@@ -54,7 +57,8 @@ class WorkedExample:
     compute: Callable[[], float | np.ndarray]
     claim: float | None = None
     decimals: int = 4
-    claim_source: str = ""
+    why: str = ""
+    claimed_by: str = ""
     claim_call: Callable[[], float | np.ndarray] | None = None
     misuse: Callable[[], list[Finding]] | None = None
 
@@ -63,12 +67,28 @@ class WorkedExample:
         out = self.compute()
         return float(out) if np.ndim(out) == 0 else np.asarray(out)
 
+    def judged(self) -> float:
+        """The number the claim is judged against: the value, or the mean of a loss per sample."""
+        return float(np.mean(self.value()))
+
+    @property
+    def verdict(self) -> str | None:
+        """``"right"`` when the claim is the value rounded to its decimals, ``"right, truncated
+        to ... decimals"`` when it is the value cut there, else ``"WRONG"``; ``None`` without a
+        claim."""
+        if self.claim is None:
+            return None
+        d, judged, claim = self.decimals, self.judged(), f"{self.claim:.{self.decimals}f}"
+        if f"{judged:.{d}f}" == claim:
+            return "right"
+        if f"{math.trunc(judged * 10**d) / 10**d:.{d}f}" == claim:
+            return f"right, truncated to {d} decimals"
+        return "WRONG"
+
     @property
     def claim_is_wrong(self) -> bool:
-        """Whether the printed claim disagrees with the value beyond the printed precision."""
-        if self.claim is None:
-            return False
-        return abs(float(np.mean(self.value())) - self.claim) > 10.0 ** -self.decimals
+        """Whether the printed claim is neither the value rounded nor truncated to its decimals."""
+        return self.verdict == "WRONG"
 
 
 EXAMPLES = [
@@ -88,10 +108,11 @@ EXAMPLES = [
         "nll_loss(softmax(x), target=[1, 0, 4])",
         lambda: nll_loss(softmax(_LOGITS_2, 1), np.array([1, 0, 4])),
         claim=1.3537,
-        claim_source=(
-            "nll_loss expects log-probabilities: on probabilities it returns -mean(p_target). "
-            "1.3537 is nll_loss(log_softmax(x)) = cross_entropy(x)"
+        why=(
+            "nll_loss expects log-probabilities: on probabilities it returns -mean(p_target); "
+            "the tutorial's number is the loss of log_softmax(x), which is cross_entropy(x)"
         ),
+        claimed_by="nll_loss(log_softmax(x), target=[1, 0, 4])",
         claim_call=lambda: nll_loss(log_softmax(_LOGITS_2, 1), np.array([1, 0, 4])),
         misuse=lambda: diagnose("nll_loss", softmax(_LOGITS_2, 1), np.array([1, 0, 4])),
     ),
@@ -120,7 +141,7 @@ EXAMPLES = [
         4,
         "wine origin, model two",
         "nll_loss(log(p), target=[2, 1, 0])",
-        lambda: nll_loss(np.log(_WINE_4_MODEL_TWO), WINE_TARGET),
+        lambda: nll_loss(np.log(WINE_4_MODEL_TWO), WINE_TARGET),
         claim=0.5432,
     ),
     WorkedExample(
@@ -130,7 +151,8 @@ EXAMPLES = [
         lambda: l1_loss(_Y_PRED, _Y_TRUE),
         claim=1.4,
         decimals=1,
-        claim_source="the default reduction is the mean; 1.4 is the sum",
+        why="the default reduction is the mean, and the tutorial took the sum",
+        claimed_by="l1_loss(y_pred, y_true, reduction='sum')",
         claim_call=lambda: l1_loss(_Y_PRED, _Y_TRUE, reduction="sum"),
     ),
     WorkedExample(
@@ -148,10 +170,11 @@ EXAMPLES = [
         lambda: cross_entropy(np.array([[0.1, 0.6, 0.3]]), np.array([1])),
         claim=0.51,
         decimals=2,
-        claim_source=(
-            "cross_entropy applies softmax to its logits first; 0.51 = -log 0.6 treats the "
-            "logits as probabilities, i.e. nll_loss(log(x))"
+        why=(
+            "cross_entropy applies softmax to its logits first; the tutorial took -log 0.6, "
+            "treating the logits as probabilities"
         ),
+        claimed_by="nll_loss(log(x), target=[1])",
         claim_call=lambda: nll_loss(np.log(np.array([[0.1, 0.6, 0.3]])), np.array([1])),
         misuse=lambda: diagnose("cross_entropy", np.array([[0.1, 0.6, 0.3]]), np.array([1])),
     ),
@@ -163,7 +186,7 @@ EXAMPLES = [
     ),
     WorkedExample(
         9,
-        "wine origin per sample, model one: -ln 0.4, -ln 0.4, -ln 0.1 (mean)",
+        "wine origin per sample, model one: -ln 0.4, -ln 0.4, -ln 0.1 and their mean",
         "nll_loss(log(p), target, reduction='none')",
         lambda: nll_loss(np.log(WINE_MODELS["model one"]), WINE_TARGET, reduction="none"),
         claim=1.37,
@@ -171,7 +194,7 @@ EXAMPLES = [
     ),
     WorkedExample(
         9,
-        "wine origin per sample, model two: -ln 0.7, -ln 0.7, -ln 0.3 (mean)",
+        "wine origin per sample, model two: -ln 0.7, -ln 0.7, -ln 0.3 and their mean",
         "nll_loss(log(p), target, reduction='none')",
         lambda: nll_loss(np.log(WINE_MODELS["model two"]), WINE_TARGET, reduction="none"),
         claim=0.63,
