@@ -16,14 +16,18 @@ samples (half of one identity, half of two), the cosine of their embeddings deci
 above a threshold; the threshold is fitted on one half of the pairs and the accuracy
 reported on the other half.
 
+Needs torch and rich (the ``cli`` extra), which draws a progress bar per training run:
+
     python examples/open_set_arcface.py
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
+from rich.progress import Progress
 from torch import nn
 
 from losskit.torch.nn import ArcFaceLoss, CrossEntropyLoss
@@ -55,8 +59,9 @@ def embedder(gen: torch.Generator) -> nn.Module:
     return nn.Sequential(nn.Linear(OBSERVED, 128), nn.ReLU(), nn.Linear(128, EMBEDDING))
 
 
-def train(head: nn.Module, data: Data, gen: torch.Generator, epochs: int) -> nn.Module:
-    """Train an embedding network end to end with ``head(embeddings, labels)`` as the loss."""
+def train(head: nn.Module, data: Data, gen: torch.Generator, epochs: int, on_epoch: Callable[[], object]) -> nn.Module:
+    """Train an embedding network end to end with ``head(embeddings, labels)`` as the loss,
+    calling ``on_epoch()`` after each epoch."""
     net = embedder(gen)
     params = [*net.parameters(), *head.parameters()]
     optimizer = torch.optim.Adam(params, lr=3e-3)
@@ -65,6 +70,7 @@ def train(head: nn.Module, data: Data, gen: torch.Generator, epochs: int) -> nn.
             optimizer.zero_grad()
             head(net(data.train_x[batch]), data.train_y[batch]).backward()
             optimizer.step()
+        on_epoch()
     return net
 
 
@@ -101,8 +107,10 @@ def verification_accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, gen:
     return float(((cosine[report] > best) == same[report]).float().mean())
 
 
-def compare(seed: int = 0, epochs: int = 30) -> dict[str, float]:
-    """Train both ways from the same seed; held-out verification accuracy of each."""
+def compare(seed: int = 0, epochs: int = 30, progress: Progress | None = None) -> dict[str, float]:
+    """Train both ways from the same seed; held-out verification accuracy of each. A
+    ``progress`` display gets a bar per training run, advanced once an epoch."""
+    progress = Progress(disable=True) if progress is None else progress
     gen = torch.Generator().manual_seed(seed)
     data = make_data(gen)
     heads = {
@@ -111,11 +119,14 @@ def compare(seed: int = 0, epochs: int = 30) -> dict[str, float]:
     }
     result = {}
     for name, head in heads.items():
-        net = train(head, data, torch.Generator().manual_seed(seed + 1), epochs)
+        task = progress.add_task(f"training with {name}", total=epochs)
+        net = train(head, data, torch.Generator().manual_seed(seed + 1), epochs, lambda: progress.advance(task))
         result[name] = verification_accuracy(net, data.test_x, data.test_y, torch.Generator().manual_seed(seed + 2))
     return result
 
 
 if __name__ == "__main__":
-    for name, accuracy in compare().items():
+    with Progress() as shown:
+        accuracies = compare(progress=shown)
+    for name, accuracy in accuracies.items():
         print(f"{name:>14}: verification accuracy on held-out identities {accuracy:.3f}")
