@@ -305,3 +305,15 @@ def test_a_head_with_its_own_fully_shard_is_refused() -> None:
     for got in run_ranks(2, own_fsdp_head_worker):
         assert got["error"] == "ValueError"
         assert "the output layer is sharded by its own fully_shard" in got["message"]
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients() -> None:
+    model = build("llama")
+    ids, mask, labels = batch()
+    inputs = dict(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False)
+    _, expected_loss, expected_grads = loss_and_grads(model, **inputs)
+    model.activation_checkpointing_enable()  # the decoder's layers run again in backward
+    out, loss, grads = loss_and_grads(patch(model), **inputs)
+    assert out.logits is None
+    assert_close(loss, expected_loss, rtol=RTOL)
+    assert_same_grads(grads, expected_grads)
