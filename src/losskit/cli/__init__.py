@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
             [e.name for e in entries() if e.is_loss],
             "look for the usual mistakes in a loss call",
             "Run losskit.diagnose on a loss call: probabilities where logits belong, one-hot targets, "
-            "unnormalised rows, kl_div's 'mean', class imbalance, an ArcFace margin in degrees, "
+            "unnormalised rows, binary targets outside [0, 1], negative kl_div targets, kl_div's 'mean', "
+            "class imbalance, an ArcFace margin in degrees, "
             "transposed class centres. Each finding gives the fix and the "
             f"value under the call probably meant. {_EXIT_STATUS}",
             "print the findings as a JSON list" + _JSON_NUMBERS,
