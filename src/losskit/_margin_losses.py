@@ -169,19 +169,20 @@ def _margin_loss(
         if sub_centers:  # route each class's gradient to its nearest sub-centre
             k = xp.arange(centers.shape[1], device=device(cos))
             p = xp.reshape(xp.where(nearest[..., None] == k, p[..., None], 0.0), cos_all.shape)
-        product = p * cos_all  # one product for both: summed along rows for dX, columns for dW
-        along_rows = xp.sum(product, axis=1, keepdims=True) if vjp.wants(0) else None
-        along_columns = xp.sum(product, axis=0)[:, None] if vjp.wants(1) else None
-        del product
+        # Through the normalisation x_hat = x / |x|: dx = (u - (u . x_hat) x_hat) / |x| for
+        # u = p @ w_hat, and u . x_hat = sum_c p_c cos_c is read off u rather than off an (N, C)
+        # product; the same for the centres.
         if vjp.wants(0):
-            dx = (p @ w_hat - along_rows * x_hat) / x_norm
+            pw = p @ w_hat
+            dx = (pw - xp.sum(pw * x_hat, axis=1, keepdims=True) * x_hat) / x_norm
             if head.norms == EMBEDDING_NORM:
                 dx = dx + s * xp.sum(q, axis=1, keepdims=True) * x_hat
             elif head.norms == BOTH_NORMS:
                 dx = dx + s * (q @ w_norm) * x_hat
             grads[0] = dx
         if vjp.wants(1):
-            dw = (p.T @ x_hat - along_columns * w_hat) / w_norm
+            px = p.T @ x_hat
+            dw = (px - xp.sum(px * w_hat, axis=1, keepdims=True) * w_hat) / w_norm
             if head.norms == BOTH_NORMS:
                 dw = dw + s * (q.T @ x_norm) * w_hat
             grads[1] = xp.reshape(dw, centers.shape)
