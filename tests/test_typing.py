@@ -70,9 +70,10 @@ def stub() -> str:
             imports.append(f"from . import {name} as {name}")
         else:
             imports.append(f"from {value.__module__.removeprefix('losskit')} import {name} as {name}")
-    names = "".join(f'    "{name}",\n' for name in lk.__all__)
+    # No __all__: a stub's own definitions and its "import x as x" are what it exports, and
+    # the list would be a copy of __init__.py's.
     header = [HEADER, "from typing import Any, Literal", "\n".join(sorted(imports))]
-    return "\n\n".join([*header, f"__version__: str\n\n__all__ = [\n{names}]", *definitions]) + "\n"
+    return "\n\n".join([*header, "__version__: str", *definitions]) + "\n"
 
 
 def test_the_stub_is_up_to_date() -> None:

@@ -16,40 +16,6 @@ from ._margin_losses import sphereface_lambda as sphereface_lambda
 
 __version__: str
 
-__all__ = [
-    "LosskitWarning",
-    "TargetIndexError",
-    "additive_angular_margin",
-    "additive_cosine_margin",
-    "arcface_loss",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "combined_margin",
-    "cosface_loss",
-    "cross_entropy",
-    "diagnose",
-    "focal_loss",
-    "huber_loss",
-    "information",
-    "kl_div",
-    "l1_loss",
-    "large_margin_softmax_loss",
-    "log_softmax",
-    "logsumexp",
-    "mse_loss",
-    "multiplicative_angular_margin",
-    "nll_loss",
-    "set_checks",
-    "sigmoid_focal_loss",
-    "smooth_l1_loss",
-    "softmax",
-    "softmax_entropy",
-    "sphereface_lambda",
-    "sphereface_loss",
-    "subcenter_arcface_loss",
-    "value_and_grad",
-]
-
 def additive_angular_margin(
     cosine: Array,
     target: Array,
