@@ -130,9 +130,12 @@ def patch(model: nn.Module, **loss_options: Any) -> nn.Module:
     own = target.__dict__.get("forward")  # an instance-level forward someone else installed
     original = target.forward
 
+    # The class's signature tells where labels are, whatever wraps the forward; read once.
+    signature = inspect.signature(type(target).forward)
+
     @functools.wraps(original)
     def forward(*args: Any, **kwargs: Any) -> Any:
-        return _training_forward(target, original, loss_options, args, kwargs)
+        return _training_forward(target, original, signature, loss_options, args, kwargs)
 
     target.forward = forward
     setattr(target, _ATTRIBUTE, (own, original))
@@ -218,8 +221,7 @@ def compute_loss_func(**loss_options: Any) -> Callable[..., Tensor]:
         total = cross_entropy(z, y, label_smoothing=smoothing, reduction="sum")
         if zeta:
             total = total + zeta * (logsumexp(z, dim=-1)[kept] ** 2).sum()
-        count = kept.sum().clamp_min(1) if num_items_in_batch is None else num_items_in_batch
-        return total / (count.to(z.device) if isinstance(count, Tensor) else count)
+        return _per_item(total, kept.sum().clamp_min(1) if num_items_in_batch is None else num_items_in_batch)
 
     return loss
 
@@ -261,9 +263,11 @@ def _transformers_model(model: nn.Module) -> nn.Module:
     return base
 
 
-def _training_forward(model: nn.Module, original: Callable[..., Any], options: dict, args: tuple, kwargs: dict) -> Any:
-    # The class's signature tells where labels are, whatever wraps the forward.
-    bound = inspect.signature(type(model).forward).bind_partial(model, *args, **kwargs)
+def _training_forward(
+    model: nn.Module, original: Callable[..., Any], signature: inspect.Signature, options: dict, args: tuple,
+    kwargs: dict,
+) -> Any:
+    bound = signature.bind_partial(model, *args, **kwargs)
     if bound.arguments.get("labels") is None or not model.training:
         return original(*args, **kwargs)  # evaluation wants its logits (metrics, predictions)
     head = model.get_output_embeddings()
@@ -286,7 +290,7 @@ def _training_forward(model: nn.Module, original: Callable[..., Any], options: d
         weight, bias = _head_weights(head)
         seen["loss"] = _causal_loss(
             seen.pop("hidden"), weight, bias, labels, shift_labels, num_items_in_batch, ignore_index,
-            {"softcap": softcap, "logit_scale": scale}, options,
+            {"softcap": softcap, "logit_scale": scale, **options},
         )
         return seen["loss"]
 
@@ -314,7 +318,7 @@ def _training_forward(model: nn.Module, original: Callable[..., Any], options: d
 
 def _causal_loss(
     hidden: Tensor, weight: Tensor, bias: Tensor | None, labels: Tensor, shift_labels: Tensor | None,
-    num_items_in_batch: Any, ignore_index: int, model_options: dict, options: dict,
+    num_items_in_batch: Any, ignore_index: int, options: dict,
 ) -> Tensor:
     # transformers' ForCausalLMLoss: labels shifted by one unless already shifted, then a
     # mean over the non-ignored tokens, or a sum divided by the Trainer's global count.
@@ -322,13 +326,14 @@ def _causal_loss(
     reduction = "mean" if num_items_in_batch is None else "sum"
     loss = linear_cross_entropy(
         hidden, weight, target.to(hidden.device), linear_bias=bias, ignore_index=ignore_index,
-        reduction=reduction, shift=shift, **model_options, **options,
+        reduction=reduction, shift=shift, **options,
     )
-    if num_items_in_batch is None:
-        return loss
-    if isinstance(num_items_in_batch, Tensor):
-        num_items_in_batch = num_items_in_batch.to(loss.device)
-    return loss / num_items_in_batch
+    return loss if num_items_in_batch is None else _per_item(loss, num_items_in_batch)
+
+
+def _per_item(total: Tensor, count: Any) -> Tensor:
+    """``total / count``, with a count the Trainer may pass as an int or a tensor elsewhere."""
+    return total / (count.to(total.device) if isinstance(count, Tensor) else count)
 
 
 def _logit_transform(model: nn.Module, probe: Tensor) -> tuple[float | None, float]:
