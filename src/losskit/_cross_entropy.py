@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from ._lib import _numerics
-from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._registry import Curve, Equivalents, Kernel, Module, loss
 from ._lib._vjp import VJP, Result, along_class, finish, upstream
 from ._lib._validation import (
     check_class_weight,
@@ -236,6 +236,7 @@ def _probability_target_cross_entropy(
 @loss(
     family="classification",
     module=Module("NLLLoss", _CLASS_LOSS_POSITIONAL, drop_in=True),
+    kernel=Kernel("nll_loss", class_index=True),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.nll_loss(log_probs, y)`, `torch.nn.NLLLoss()`",
         optax="none; `-jnp.take_along_axis(log_probs, labels[:, None], axis=1).mean()`",

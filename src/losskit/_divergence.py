@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._registry import Curve, Equivalents, Kernel, Module, loss
 from ._lib._vjp import VJP, Result, finish, upstream
 from ._lib._validation import check_broadcasts_to, check_floating, shape_of
 from ._lib._compat import Array, namespace
@@ -24,6 +24,8 @@ _MEAN_WARNING = (
     argnums=(0, 1),
     pointwise=True,
     module=Module("KLDivLoss", ("size_average", "reduce", "reduction", "log_target"), drop_in=True),
+    # not "mean": losskit gives its own warning there
+    kernel=Kernel("kl_div", flags=("log_target",), reductions=("none", "sum", "batchmean"), batched=False),
     equivalents=Equivalents(
         pytorch='`torch.nn.functional.kl_div(log_probs, t, reduction="batchmean")`, `torch.nn.KLDivLoss()`',
         optax='`optax.kl_divergence(log_predictions, targets).mean()` (per-example sums, so the mean is '

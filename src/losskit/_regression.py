@@ -301,9 +301,13 @@ def smooth_l1_loss(
     elif math.isinf(b):  # all of it quadratic and flat: 0 (NaN at infinite z, slope sign(z))
         per_position, scale = 0.5 * z * z / b, 1.0
         slope = xp.where(xp.isinf(z), sign(z, xp=xp), z / b)
-    else:  # Huber's loss with delta = beta, divided by beta
+    elif is_differentiable(z):  # Huber's loss with delta = beta, divided by beta
         huber, slope = _quadratic_then_linear(z, b, xp)
         per_position, scale = huber / b, 1 / b
+    else:  # the same in PyTorch's order of operations: its kernel's values are these, to the bit
+        a = xp.abs(z)
+        per_position = xp.where(a < b, 0.5 * a * a / b, a - 0.5 * b)
+        slope, scale = xp.clip(z, -b, b), 1 / b
     return _finish_pointwise(
         fn, per_position, slope, None, reduction, out_dtype, vjp, (input, target), xp,
         weighted_mean=False, scale=scale,

@@ -1,7 +1,9 @@
-"""Calls handed to PyTorch's own kernel: exactly losskit's values, and only the calls whose
-values are losskit's."""
+"""Calls handed to PyTorch's own kernel: exactly losskit's values (nll_loss: its terms, summed
+in torch's order), and only the calls whose values are losskit's."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -13,24 +15,33 @@ from hypothesis.extra import numpy as hnp
 
 import losskit as lk
 import losskit.torch.nn as lknn
-from losskit._lib._registry import entries
+from losskit._lib._registry import entries, entry
 
 SERVED = [e for e in entries() if e.kernel is not None]
-IDS = [e.name for e in SERVED]
+SAME_SHAPE = [e for e in SERVED if not e.kernel.class_index]  # type: ignore[union-attr]
+IDS = [e.name for e in SAME_SHAPE]
+REDUCED = ("mean", "sum", "batchmean")
 
 
-def _option_values(entry: object) -> st.SearchStrategy[dict[str, float]]:
+def _option_values(entry: object) -> st.SearchStrategy[dict[str, object]]:
     kernel = entry.kernel  # type: ignore[attr-defined]
-    options = {name: st.floats(1e-3, 10.0) for name in kernel.positive}
+    options: dict[str, st.SearchStrategy[object]] = {name: st.floats(1e-3, 10.0) for name in kernel.positive}
     options |= {name: st.sampled_from([0.0, 0.5, 1.0, 3.0]) for name in kernel.non_negative}
-    return st.fixed_dictionaries({}, optional=options)
+    options |= {name: st.booleans() for name in kernel.flags}
+    return st.fixed_dictionaries({"reduction": st.sampled_from(kernel.reductions)}, optional=options)
+
+
+def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    # equal, NaN where the other is NaN (a negative kl_div target, the mean of nothing)
+    return a.dtype == b.dtype and a.shape == b.shape and bool(((a == b) | (a.isnan() & b.isnan())).all())
 
 
 def test_the_losses_with_a_kernel() -> None:
-    assert set(IDS) == {"l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss"}
+    assert {e.name for e in SERVED} == {"l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "kl_div", "nll_loss"}
+    assert [e.name for e in SERVED if e.kernel.class_index] == ["nll_loss"]  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("entry", SERVED, ids=IDS)
+@pytest.mark.parametrize("entry", SAME_SHAPE, ids=IDS)
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_a_served_call_equals_losskits_formula_to_the_bit(entry: object, data: st.DataObject) -> None:
@@ -38,23 +49,45 @@ def test_a_served_call_equals_losskits_formula_to_the_bit(entry: object, data: s
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=40))
     values = hnp.arrays(dtype, shape, elements=st.floats(-1e4, 1e4, width=32))
     x, t = torch.from_numpy(data.draw(values)), torch.from_numpy(data.draw(values))
-    options = data.draw(_option_values(entry)) | {"reduction": data.draw(st.sampled_from(["none", "mean", "sum"]))}
+    if entry.name == "kl_div":  # type: ignore[attr-defined]
+        t = t.abs() / 1e4  # probabilities, or log-probabilities, as the call says
+    options = data.draw(_option_values(entry))
     served = entry.function(x, t, **options)  # type: ignore[attr-defined]
     own = entry.rule(x, t, **options, vjp=None).value  # type: ignore[attr-defined]
-    assert served.dtype == own.dtype
-    assert torch.equal(served, own) or (served.isnan().all() and own.isnan().all())  # the mean of nothing
+    assert _same_bits(served, own)
 
 
-@pytest.mark.parametrize("entry", SERVED, ids=IDS)
+@pytest.mark.parametrize("entry", SAME_SHAPE, ids=IDS)
 def test_a_large_reduced_call_equals_losskits_formula_to_the_bit(entry: object) -> None:
     # Large enough for torch's sums to split the work; the gradient is torch's own.
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(512, 1031, generator=gen, requires_grad=True)
-    t = torch.randn(512, 1031, generator=gen)
-    for reduction in ("mean", "sum"):
+    t = torch.rand(512, 1031, generator=gen)
+    for reduction in (r for r in entry.kernel.reductions if r in REDUCED):  # type: ignore[attr-defined]
         served = entry.function(x, t, reduction=reduction)  # type: ignore[attr-defined]
         assert torch.equal(served.detach(), entry.rule(x.detach(), t, reduction=reduction, vjp=None).value)  # type: ignore[attr-defined]
         assert served.grad_fn is not None
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_nll_loss_served_has_losskits_terms_to_the_bit_and_their_sum(data: st.DataObject) -> None:
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    n, c = data.draw(st.integers(0, 300)), data.draw(st.integers(1, 30))
+    x = torch.from_numpy(data.draw(hnp.arrays(dtype, (n, c), elements=st.floats(-1e4, 1e4, width=32))))
+    ignore_index = data.draw(st.sampled_from([-100, 0, c - 1, 7]))
+    y = torch.from_numpy(data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1))))
+    y[torch.from_numpy(data.draw(hnp.arrays(np.bool_, (n,))))] = ignore_index
+    options = {"ignore_index": ignore_index, "dim": data.draw(st.sampled_from([1, -1]))}
+    assert _same_bits(lk.nll_loss(x, y, reduction="none", **options), nll := F.nll_loss(x, y, reduction="none", ignore_index=ignore_index))
+    rule = entry("nll_loss").rule  # type: ignore[union-attr]
+    own = {r: rule(x, y, reduction=r, **options, vjp=None).value for r in ("sum", "mean")}
+    eps = torch.finfo(x.dtype).eps
+    for reduction in ("sum", "mean"):
+        served = lk.nll_loss(x, y, reduction=reduction, **options)
+        # two orders of one sum: at most n rounding errors of the largest partial sum
+        scale = nll.abs().sum() / (1 if reduction == "sum" else max(int((y != ignore_index).sum()), 1))
+        torch.testing.assert_close(served, own[reduction], rtol=0, atol=float(n * eps * scale), equal_nan=True)
 
 
 def _calls_to(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
@@ -76,6 +109,69 @@ def test_the_calls_a_kernel_serves_reach_it(monkeypatch: pytest.MonkeyPatch) -> 
     lk.huber_loss(x.double(), t.double(), delta=2, reduction="none")
     lknn.HuberLoss(delta=0.5)(x, t)  # the module passes weight=None
     assert len(calls) == 3
+
+
+def test_nll_loss_and_kl_div_calls_reach_their_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    nll, kl = _calls_to(monkeypatch, "nll_loss"), _calls_to(monkeypatch, "kl_div")
+    x = torch.randn(5, 4).log_softmax(1).requires_grad_()
+    lk.nll_loss(x, torch.tensor([0, 3, -100, 2, 1])).backward()  # ignored positions
+    lk.nll_loss(x, torch.tensor([0, 3, 3, 2, 1]), ignore_index=3, reduction="sum", dim=-1)
+    lknn.NLLLoss()(x, torch.tensor([0, 3, 3, 2, 1]))
+    q = torch.rand(5, 4)
+    lk.kl_div(x, q, reduction="batchmean").backward()
+    lk.kl_div(x, q.log(), reduction="none", log_target=True)
+    lknn.KLDivLoss(reduction="sum")(x, q)
+    assert (len(nll), len(kl)) == (3, 3)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, y: lk.nll_loss(x, y, weight=torch.ones(3)),
+        lambda x, y: lk.nll_loss(x, y.int()),  # torch's nll_loss wants int64
+        lambda x, y: lk.nll_loss(x, y + 3),  # out of range: losskit's error
+        lambda x, y: lk.nll_loss(x, y - 3, ignore_index=-2),
+        lambda x, y: lk.nll_loss(x[None], y[None]),  # (N, C, d): another kernel
+        lambda x, y: lk.nll_loss(x[0], y[0]),
+        lambda x, y: lk.nll_loss(x.T, y[:3], dim=0),
+        lambda x, y: lk.nll_loss(x.half(), y),
+        lambda x, y: lk.nll_loss(x, y, ignore_index=True),
+        lambda x, y: lk.nll_loss(x, y, reduction="batchmean"),
+        lambda x, y: lk.nll_loss(x, y, size_average=False),
+        lambda x, y: lk.nll_loss(x, y.float()),
+        lambda x, y: lk.nll_loss(input=x, target=y),
+    ],
+    ids=[
+        "weight", "int32", "out-of-range", "out-of-range-ignored", "3d", "1d", "dim-0", "half",
+        "bool-ignore-index", "unknown-reduction", "legacy", "float-target", "keywords",
+    ],
+)
+def test_the_nll_loss_calls_it_does_not_compute_run_losskits_rule(monkeypatch: pytest.MonkeyPatch, call: object) -> None:
+    calls = _calls_to(monkeypatch, "nll_loss")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the legacy arguments' own
+            call(torch.randn(4, 3).log_softmax(1), torch.tensor([0, 2, 1, 2]))  # type: ignore[operator]
+    except (ValueError, TypeError, IndexError):
+        pass  # losskit's own error, which the loss's tests check
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"reduction": "mean"}, {"log_target": 1}, {"reduce": False}, {"reduction": "batchmean", "size_average": True}],
+    ids=["default-mean", "mean", "int-flag", "legacy", "legacy-batchmean"],
+)
+def test_kl_div_calls_whose_warning_or_rule_is_losskits_run_losskits_rule(monkeypatch: pytest.MonkeyPatch, options: dict[str, object]) -> None:
+    calls = _calls_to(monkeypatch, "kl_div")
+    x, q = torch.randn(4, 3).log_softmax(1), torch.rand(4, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # losskit's own, which the loss's tests check
+        try:
+            lk.kl_div(x, q, **options)
+        except TypeError:
+            pass  # losskit's own error for the integer flag
+    assert calls == []
 
 
 @pytest.mark.parametrize(
@@ -107,3 +203,12 @@ def test_the_calls_it_does_not_compute_as_losskit_run_losskits_rule(monkeypatch:
     except (ValueError, TypeError, RuntimeError):
         pass  # losskit's own error, which the loss's tests check
     assert calls == []
+
+
+@pytest.mark.parametrize("beta", [0.1, 3.0, 7.5])
+def test_smooth_l1_loss_of_any_beta_is_torchs_to_the_bit(beta: float) -> None:
+    # |z| - beta / 2 beyond beta: Huber's loss divided by beta rounds otherwise
+    gen = torch.Generator().manual_seed(1)
+    x, t = torch.randn(2000, generator=gen) * 10, torch.randn(2000, generator=gen)
+    own = entry("smooth_l1_loss").rule(x, t, beta=beta, reduction="none", vjp=None).value  # type: ignore[union-attr]
+    assert _same_bits(F.smooth_l1_loss(x, t, beta=beta, reduction="none"), own)

@@ -95,18 +95,34 @@ class Curve:
 
 @dataclass(frozen=True)
 class Kernel:
-    """A ``torch.nn.functional`` loss that computes exactly what losskit's formula does, to the
-    bit, on CPU tensors: a call it can serve goes to it (with torch's own autograd).
+    """A ``torch.nn.functional`` loss that computes each position's loss exactly as losskit's
+    formula does, to the bit, on CPU tensors: a call it can serve goes to it (with torch's own
+    autograd).
 
-    It serves two tensors of one shape and one dtype, float32 or float64, on the CPU, with
-    ``reduction`` "none", "mean" or "sum" and no option but those named in ``positive``
-    (finite numbers > 0) and ``non_negative`` (finite numbers >= 0); any other call, the
-    ones losskit has to refuse included, runs losskit's own rule.
+    It serves an input of float32 or float64 on the CPU with a target of one of two kinds:
+
+    * a floating tensor of the input's shape and dtype (``class_index=False``); torch's
+      ``mean`` and ``sum`` are then losskit's too, so the reduced value is also the same to
+      the bit;
+    * int64 class indices of an ``(N, C)`` input, each in ``0..C-1`` or ``ignore_index``
+      (``class_index=True``, with the options ``ignore_index`` and ``dim`` 1); the kernel
+      sums the same terms in its own order (a cascade), so a reduced value may differ from
+      losskit's sum in the last bits, as two orders of one sum do.
+
+    The options it takes are ``reduction`` (one of ``reductions``), those named in
+    ``positive`` (finite numbers > 0), ``non_negative`` (finite numbers >= 0) and ``flags``
+    (bools); any other call, the ones losskit has to refuse included, runs losskit's own rule.
+    So do calls under ``torch.func`` transforms when torch has no vmap rule for the kernel
+    (``batched=False``): it would run it one sample at a time, with a warning.
     """
 
     function: str
     positive: tuple[str, ...] = ()
     non_negative: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    reductions: tuple[str, ...] = ("none", "mean", "sum")
+    class_index: bool = False
+    batched: bool = True
 
 
 @dataclass(frozen=True)
@@ -286,7 +302,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
             if kernel is not None and args and is_torch(args[0]):
                 from . import _torch_kernels
 
-                served = _torch_kernels.call(kernel, args, kwargs)
+                served = _torch_kernels.call(kernel, args, kwargs, default_reduction)
                 if served is not None:
                     return served
             wrt = _torch_wrt(args, kwargs, argnums)

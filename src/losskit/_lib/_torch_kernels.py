@@ -1,8 +1,9 @@
 """Calls of a loss that PyTorch's own kernel computes to the bit (see :class:`~._registry.Kernel`).
 
-``torch.nn.functional.mse_loss`` and its kin evaluate the same formula as losskit, in the
-same order, and reduce with the same ``mean`` and ``sum``: on the CPU their values equal
-losskit's bit for bit (the tests compare every reduction on many shapes). Handing such a call
+``torch.nn.functional.mse_loss`` and its kin (``kl_div``) evaluate the same formula as
+losskit, in the same order, and reduce with the same ``mean`` and ``sum``: on the CPU their
+values equal losskit's bit for bit (the tests compare every reduction on many shapes).
+``nll_loss`` picks the same terms and sums them in its own order. Handing such a call
 to torch costs nothing in exactness and gains torch's fused forward and backward kernels, its
 double backward, forward mode, ``torch.func`` and ``torch.compile`` rules.
 """
@@ -15,14 +16,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ._compat import concrete_bounds
 from ._registry import Kernel
 
 __all__ = ["call"]
 
 _DTYPES = (torch.float32, torch.float64)
-_REDUCTIONS = ("none", "mean", "sum")
 _UNSET = ("weight", "size_average", "reduce")
 """Options whose ``None`` is their default, "not given" (the ``torch.nn`` modules pass them)."""
+_LOSSKIT_ONLY = ("dim",)
+"""Options of losskit's that torch's function lacks: checked, then not passed on."""
 
 
 def _finite_at_least(value: object, low: float, *, strict: bool) -> bool:
@@ -33,29 +36,53 @@ def _finite_at_least(value: object, low: float, *, strict: bool) -> bool:
 
 def _option_served(kernel: Kernel, name: str, value: object) -> bool:
     if name == "reduction":
-        return type(value) is str and value in _REDUCTIONS
+        return type(value) is str and value in kernel.reductions
     if name in _UNSET:
         return value is None
+    if name in kernel.flags:
+        return type(value) is bool
+    if kernel.class_index and name == "ignore_index":
+        return type(value) is int
+    if kernel.class_index and name == "dim":
+        return type(value) is int and value in (1, -1)
     if name in kernel.positive:
         return _finite_at_least(value, 0.0, strict=True)
     return name in kernel.non_negative and _finite_at_least(value, 0.0, strict=False)
 
 
-def _serves(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+def _class_indices_served(x: torch.Tensor, t: torch.Tensor, ignore_index: int) -> bool:
+    # int64 indices of an (N, C) input, each a class or ignore_index: losskit names any other
+    # index in its own error, torch would raise an IndexError of its own. Traced indices
+    # (torch.func.vmap, torch.compile) go unchecked, as in losskit's own rule.
+    if t.dtype != torch.int64 or x.ndim != 2 or t.shape != x.shape[:1] or x.shape[1] == 0:
+        return False
+    bounds = concrete_bounds(t, torch) if t.numel() else (0, 0)
+    if bounds is not None and (bounds[0] < 0 or bounds[1] >= x.shape[1]):
+        bounds = concrete_bounds(t.masked_fill(t == ignore_index, 0), torch)
+        return bounds is not None and bounds[0] >= 0 and bounds[1] < x.shape[1]
+    return True
+
+
+def _serves(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reduction: str) -> bool:
     # The registry calls with a tensor first.
-    if len(args) != 2:
+    if len(args) != 2 or ("reduction" not in kwargs and reduction not in kernel.reductions):
         return False
     x, t = args
-    if not isinstance(t, torch.Tensor) or x.dtype not in _DTYPES or t.dtype != x.dtype:
+    if not isinstance(t, torch.Tensor) or x.dtype not in _DTYPES or not (x.is_cpu and t.is_cpu):
         return False
-    if not (x.is_cpu and t.is_cpu) or x.shape != t.shape:
+    if not kernel.batched and torch._C._are_functorch_transforms_active():
         return False
-    return all(_option_served(kernel, name, value) for name, value in kwargs.items())
+    if not all(_option_served(kernel, name, value) for name, value in kwargs.items()):
+        return False
+    if kernel.class_index:
+        return _class_indices_served(x, t, kwargs.get("ignore_index", -100))
+    return t.dtype == x.dtype and x.shape == t.shape
 
 
-def call(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
-    """PyTorch's value of the call, or ``None`` when its kernel does not compute losskit's."""
-    if not _serves(kernel, args, kwargs):
+def call(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reduction: str) -> torch.Tensor | None:
+    """PyTorch's value of the call (``reduction``: the loss's default), or ``None`` when its
+    kernel does not compute losskit's."""
+    if not _serves(kernel, args, kwargs, reduction):
         return None
-    options = {k: v for k, v in kwargs.items() if k not in _UNSET}
+    options = {k: v for k, v in kwargs.items() if k not in _UNSET and k not in _LOSSKIT_ONLY}
     return getattr(F, kernel.function)(*args, **options)
