@@ -16,7 +16,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._compat import concrete_bounds
 from ._registry import Kernel
 
 __all__ = ["call"]
@@ -50,17 +49,9 @@ def _option_served(kernel: Kernel, name: str, value: object) -> bool:
     return name in kernel.non_negative and _finite_at_least(value, 0.0, strict=False)
 
 
-def _class_indices_served(x: torch.Tensor, t: torch.Tensor, ignore_index: int) -> bool:
-    # int64 indices of an (N, C) input, each a class or ignore_index: losskit names any other
-    # index in its own error, torch would raise an IndexError of its own. Traced indices
-    # (torch.func.vmap, torch.compile) go unchecked, as in losskit's own rule.
-    if t.dtype != torch.int64 or x.ndim != 2 or t.shape != x.shape[:1] or x.shape[1] == 0:
-        return False
-    bounds = concrete_bounds(t, torch) if t.numel() else (0, 0)
-    if bounds is not None and (bounds[0] < 0 or bounds[1] >= x.shape[1]):
-        bounds = concrete_bounds(t.masked_fill(t == ignore_index, 0), torch)
-        return bounds is not None and bounds[0] >= 0 and bounds[1] < x.shape[1]
-    return True
+def _class_indices_served(x: torch.Tensor, t: torch.Tensor) -> bool:
+    # int64 indices of an (N, C) input; torch checks their range itself (see call)
+    return t.dtype == torch.int64 and x.ndim == 2 and t.shape == x.shape[:1] and x.shape[1] > 0
 
 
 def _serves(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reduction: str) -> bool:
@@ -75,7 +66,7 @@ def _serves(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reduc
     if not all(_option_served(kernel, name, value) for name, value in kwargs.items()):
         return False
     if kernel.class_index:
-        return _class_indices_served(x, t, kwargs.get("ignore_index", -100))
+        return _class_indices_served(x, t)
     return t.dtype == x.dtype and x.shape == t.shape
 
 
@@ -85,4 +76,9 @@ def call(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reductio
     if not _serves(kernel, args, kwargs, reduction):
         return None
     options = {k: v for k, v in kwargs.items() if k not in _UNSET and k not in _LOSSKIT_ONLY}
-    return getattr(F, kernel.function)(*args, **options)
+    try:
+        return getattr(F, kernel.function)(*args, **options)
+    except IndexError:
+        if not kernel.class_index:
+            raise
+        return None  # a class index out of range, which losskit's rule names in its own error
