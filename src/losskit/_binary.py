@@ -13,7 +13,7 @@ from ._lib._validation import (
     unit_number,
 )
 from ._lib._compat import Array, namespace, stop_gradient
-from ._lib._numerics import binary_logit_loss, log_sigmoid, softplus_parts
+from ._lib._numerics import binary_logit_loss, log_sigmoid, sigmoid, sigmoid_minus, softplus_parts
 from ._lib._reduction import resolve_reduction
 
 # PyTorch divides the gradient of binary_cross_entropy by max(x (1 - x), EPS) with this
@@ -205,11 +205,12 @@ def binary_cross_entropy_with_logits(
     value, u = weigh_and_reduce(fn, per_position, w, reduction, vjp, xp)
     grads = {}
     if vjp is not None:
-        log_sig = log_sigmoid(x, xp=xp, parts=parts)
         if vjp.wants(0):  # l_w sigmoid(x) - pos_weight y, finite at infinite logits
-            sig = xp.exp(log_sig)
-            grads[0] = u * (sig - y if pw is None else (1 + (pw - 1) * y) * sig - pw * y)
+            if pw is None:
+                grads[0] = sigmoid_minus(x, y, u, xp=xp, parts=parts)
+            else:
+                grads[0] = u * ((1 + (pw - 1) * y) * sigmoid(x, xp=xp, parts=parts) - pw * y)
         if vjp.wants(1):  # through the smoothing y' = (1 - eps) y + eps / 2
-            dy = x if pw is None else x + (pw - 1) * log_sig
+            dy = x if pw is None else x + (pw - 1) * log_sigmoid(x, xp=xp, parts=parts)
             grads[1] = -(1 - smoothing) * u * dy
     return finish(xp, value, out_dtype, vjp, grads, (input, target))

@@ -132,9 +132,9 @@ def sigmoid_focal_loss(
     x, y, out_dtype = paired_floats(fn, inputs, targets, xp)
     check_in_unit_interval(fn, "targets", y, xp)
     parts = softplus_parts(x, xp=xp)
-    ce = binary_logit_loss(x, y, xp=xp, parts=parts)
     log_p = log_sigmoid(x, xp=xp, parts=parts)
     log_1mp = log_sigmoid(-x, xp=xp, parts=None if parts is None else parts.negated())
+    ce = binary_logit_loss(x, y, xp=xp, parts=parts)  # of the parts the logs computed
     per_position = ce
     if g != 0:
         # log(1 - p_t) with 1 - p_t = p (1 - y) + (1 - p) y, never formed in linear space

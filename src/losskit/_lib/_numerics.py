@@ -37,6 +37,8 @@ __all__ = [
     "sign",
     "softmax",
     "softmax_stats",
+    "sigmoid",
+    "sigmoid_minus",
     "softplus_parts",
     "subtract_at_class",
     "sum_to_shape",
@@ -86,28 +88,57 @@ def xlogy(x: Array, y: Array, *, xp: ModuleType) -> Array:
     return x * xp.log(xp.where(spare, xp.ones_like(y), y))
 
 
-class SoftplusParts(NamedTuple):
+class SoftplusParts:
     """``x`` split for its softplus terms: ``above = max(x, 0)``, ``below = max(-x, 0)`` and
     ``spread = log1p(exp(-|x|))``, so that ``log sigmoid(x) = -(below + spread)`` and
     ``log sigmoid(-x) = -(above + spread)``: one ``exp`` and one ``log1p`` serve every
     binary term of a logit. Selection-free, for an ``x`` that nothing differentiates (see
-    :func:`~._compat.is_differentiable`), as inside a loss's own gradient rule."""
+    :func:`~._compat.is_differentiable`), as inside a loss's own gradient rule.
 
-    above: Array
-    below: Array
-    spread: Array
+    The parts are computed when first read (a caller whose terms PyTorch fuses may never
+    read them; see :func:`binary_logit_loss`), once for ``x`` and its :meth:`negated`.
+    """
+
+    def __init__(self, x: Array, xp: ModuleType, *, cache: dict[str, Array] | None = None, negated: bool = False) -> None:
+        self._x, self._xp, self._negated = x, xp, negated  # x: the parts are of -x when negated
+        self._cache: dict[str, Array] = {} if cache is None else cache
+
+    @property
+    def computed(self) -> bool:
+        """Whether the parts exist already."""
+        return bool(self._cache)
+
+    def _part(self, name: str) -> Array:
+        if not self._cache:
+            x, xp = self._x, self._xp
+            if is_torch(x):  # the same numbers, in place on three fresh buffers (max(x, 0) - x is exact)
+                above = x.clamp_min(0.0)
+                self._cache.update(above=above, below=above - x, spread=x.abs().neg_().exp_().log1p_())
+            else:
+                self._cache.update(above=xp.maximum(x, 0.0), below=xp.maximum(-x, 0.0), spread=xp.log1p(xp.exp(-xp.abs(x))))
+        return self._cache[name]
+
+    @property
+    def above(self) -> Array:
+        return self._part("below" if self._negated else "above")
+
+    @property
+    def below(self) -> Array:
+        return self._part("above" if self._negated else "below")
+
+    @property
+    def spread(self) -> Array:
+        return self._part("spread")
 
     def negated(self) -> SoftplusParts:
-        """The parts of ``-x``."""
-        return SoftplusParts(self.below, self.above, self.spread)
+        """The parts of ``-x``, sharing these."""
+        return SoftplusParts(self._x, self._xp, cache=self._cache, negated=not self._negated)
 
 
 def softplus_parts(x: Array, *, xp: ModuleType) -> SoftplusParts | None:
     """The :class:`SoftplusParts` of ``x``; ``None`` when autodiff may differentiate ``x``
     (the functions that take them then use their own selections)."""
-    if is_differentiable(x):
-        return None
-    return SoftplusParts(xp.maximum(x, 0.0), xp.maximum(-x, 0.0), xp.log1p(xp.exp(-xp.abs(x))))
+    return None if is_differentiable(x) else SoftplusParts(x, xp)
 
 
 def log_sigmoid(x: Array, *, xp: ModuleType, parts: SoftplusParts | None = None) -> Array:
@@ -126,6 +157,34 @@ def log_sigmoid(x: Array, *, xp: ModuleType, parts: SoftplusParts | None = None)
     x_pos = xp.where(positive, x, zeros)
     x_neg = xp.where(positive, zeros, x)
     return xp.where(positive, -xp.log1p(xp.exp(-x_pos)), x_neg - xp.log1p(xp.exp(x_neg)))
+
+
+def sigmoid(x: Array, *, xp: ModuleType, parts: SoftplusParts | None = None) -> Array:
+    """``sigmoid(x)`` as ``exp(log_sigmoid(x))``, which neither overflows nor loses the tail
+    (PyTorch tensors that nothing differentiates take ``torch.sigmoid``, one pass)."""
+    if is_torch(x) and not is_differentiable(x):
+        return sys.modules["torch"].sigmoid(x)
+    return xp.exp(log_sigmoid(x, xp=xp, parts=parts))
+
+
+def _fresh_torch(x: Array, y: Array) -> bool:
+    # PyTorch tensors of one shape that nothing differentiates, outside torch.func (which
+    # batches addcmul_ one sample at a time): a rule may compute on them with in-place
+    # operations on the buffers it makes
+    if not is_torch(x) or is_differentiable(x) or is_differentiable(y) or x.shape != y.shape:
+        return False
+    return not sys.modules["torch"]._C._are_functorch_transforms_active()
+
+
+def sigmoid_minus(x: Array, y: Array, u: Array, *, xp: ModuleType, parts: SoftplusParts | None = None) -> Array:
+    """``u * (sigmoid(x) - y)``, the gradient of binary cross-entropy on logits for upstream
+    ``u``: on PyTorch tensors that nothing differentiates, in place on the buffer of the
+    sigmoid (a fresh buffer costs more than the pass that fills it)."""
+    sig = sigmoid(x, xp=xp, parts=parts)
+    if is_torch(sig) and not is_differentiable(sig) and not is_differentiable(y) and not is_differentiable(u):
+        if sig.shape == xp.broadcast_shapes(sig.shape, y.shape, u.shape):
+            return sig.sub_(y).mul_(u)
+    return u * (sig - y)
 
 
 def sign(x: Array, *, xp: ModuleType) -> Array:
@@ -173,6 +232,14 @@ def binary_logit_loss(
     """
     lw = 1 if pos_weight is None else 1 + (pos_weight - 1) * y
     pwy = y if pos_weight is None else pos_weight * y
+    if pos_weight is None and (parts is None or not parts.computed) and _fresh_torch(x, y):
+        # (1 - y) max(x, 0) + y max(-x, 0) + log1p(exp(-|x|)) in two buffers, the first part
+        # becoming the second in place
+        above = x.clamp_min(0.0)
+        loss = (1 - y).mul_(above)
+        below = above.sub_(x)
+        loss.addcmul_(y, below).add_(below, alpha=0.0)
+        return loss.add_(sys.modules["torch"].abs(x, out=below).neg_().exp_().log1p_())
     if parts is None:
         parts = softplus_parts(x, xp=xp)
     if parts is not None:
