@@ -4,6 +4,8 @@ option tensors that need gradients, and one graph under ``torch.compile``."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,43 @@ def test_every_loss_compiles_forward_and_backward_into_one_graph(case: Case) -> 
     (g,) = torch.autograd.grad(compiled(x), x)
     (expected,) = torch.autograd.grad(objective(x), x)
     assert_close(g, expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    ("loss", "options"),
+    [
+        ("binary_cross_entropy_with_logits", {}),
+        ("binary_cross_entropy_with_logits", {"reduction": "sum", "label_smoothing": 0.1}),
+        ("binary_cross_entropy", {}),
+        ("sigmoid_focal_loss", {"reduction": "mean"}),
+        ("kl_div", {"reduction": "mean"}),
+    ],
+)
+def test_a_large_pointwise_loss_in_blocks_equals_it_in_one_piece(
+    monkeypatch: pytest.MonkeyPatch, threads: int, loss: str, options: dict[str, object]
+) -> None:
+    from losskit._lib import _torch_autograd
+
+    monkeypatch.setattr(_torch_autograd, "_BLOCK", 1000)  # 4 blocks and a part of one
+    monkeypatch.setattr(_torch_autograd, "_PARALLEL_BLOCK", 1500)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(67, 101, dtype=torch.float64, generator=gen)
+    t = torch.rand(67, 101, dtype=torch.float64, generator=gen)
+    if loss == "binary_cross_entropy":
+        x = torch.sigmoid(x)
+    elif loss == "kl_div":
+        x = x.log_softmax(1)
+    calls: list[int] = []
+    run = _torch_autograd.Call.run
+    monkeypatch.setattr(_torch_autograd.Call, "run", lambda self, *a, **k: calls.append(1) or run(self, *a, **k))
+    leaf = x.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # kl_div's "mean" warning, which its own tests check
+        value = getattr(lk, loss)(leaf, t, **options)
+        value.backward()
+        whole = lk.value_and_grad(getattr(lk, loss))(x, t, **options)
+    assert len(calls) == (7 if threads == 1 else 5)
+    torch.testing.assert_close(value.detach(), whole[0], rtol=1e-13, atol=0)
+    torch.testing.assert_close(leaf.grad, whole[1], rtol=1e-13, atol=0)
