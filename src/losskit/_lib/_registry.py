@@ -205,7 +205,9 @@ def _torch_wrt(args: tuple[Any, ...], kwargs: dict[str, Any], argnums: tuple[int
     # The positional arguments autograd wants gradients of, when the rule can give them all:
     # eager PyTorch with grad mode on, no option tensor that needs a gradient of its own.
     torch = sys.modules.get("torch")
-    if torch is None or not torch.is_grad_enabled() or torch.compiler.is_compiling() or _forward_mode(torch):
+    if torch is None or not torch.is_grad_enabled():
+        return ()
+    if not torch.compiler.is_compiling() and _forward_mode(torch):
         return ()
     wrt = tuple(k for k in argnums if k < len(args) and isinstance(args[k], torch.Tensor) and args[k].requires_grad)
     if not wrt:

@@ -18,8 +18,13 @@ one :class:`torch.autograd.Function`, they save nothing but their inputs and the
   derivative is the derivative of the rule.
 
 The function has a ``setup_context`` and a generated vmap rule, so ``torch.func.grad`` and
-``torch.func.vmap`` see through it. Under ``torch.compile`` and in forward mode the plain
-operations are traced instead.
+``torch.func.vmap`` see through it. In forward mode the plain operations run instead.
+
+Under ``torch.compile`` a reduced loss is a second function, which the compiler traces
+whole: its forward returns the gradients beside the value (as outputs, not as state kept on
+the side, which the compiler refuses) and its backward scales them; the compiler fuses the
+rule's operations as it fuses torch's own loss. A loss with ``reduction="none"`` and a
+transform are traced as their plain operations.
 """
 
 from __future__ import annotations
@@ -140,8 +145,31 @@ class _Rule(torch.autograd.Function):
         return (None, *(found.get(k) for k in range(len(arrays))))
 
 
+class _CompiledRule(torch.autograd.Function):
+    @staticmethod
+    def forward(call: Call, *arrays: Any) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        value, grads = call.run(arrays, None)
+        return (value, *grads)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[torch.Tensor, ...]) -> None:
+        call, *arrays = inputs
+        ctx.wrt, ctx.count = call.wrt, len(arrays)
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(*output[1:])
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor, *unused: Any) -> tuple[Any, ...]:  # type: ignore[override]
+        found = dict(zip(ctx.wrt, (g * grad_output for g in ctx.saved_tensors), strict=True))
+        return (None, *(found.get(k) for k in range(ctx.count)))
+
+
 def apply(call: Call, arrays: tuple[Any, ...]) -> torch.Tensor:
     """The loss's value, differentiable by autograd through the rule of ``call``."""
+    if torch.compiler.is_compiling():
+        if call.reduction == "none":
+            return call.rule(*arrays, **call.kwargs).value
+        return _CompiledRule.apply(call, *arrays)[0]
     if torch._C._are_functorch_transforms_active():
         return _Rule.apply(call, *arrays)
     # Outside torch.func, Function.apply only binds the arguments to forward's signature
