@@ -12,7 +12,7 @@ from ._lib._validation import (
     paired_floats,
     unit_number,
 )
-from ._lib._compat import Array, namespace, stop_gradient
+from ._lib._compat import Array, is_differentiable, namespace, stop_gradient
 from ._lib._numerics import binary_logit_loss, log_sigmoid, sigmoid, sigmoid_minus, softplus_parts
 from ._lib._reduction import resolve_reduction
 
@@ -97,12 +97,17 @@ def binary_cross_entropy(
     # Autograd must not meet log(0) (0 * inf) at x = 0 or 1. Where x (1 - x) < eps PyTorch's
     # gradient is (x - y) / eps: there the logs see a constant x and the zero term x - x_safe
     # carries that slope (elsewhere 0, lest the slope cancel the logs' gradient inexactly).
-    edge = x * (1 - x) < _BCE_GRAD_EPS
-    x_safe = xp.where(edge, stop_gradient(x), x)
+    # (Inside a gradient rule nothing differentiates x, and the zero term is left out.)
+    x_safe, zero_term = x, None
+    if is_differentiable(x):
+        edge = x * (1 - x) < _BCE_GRAD_EPS
+        x_safe = xp.where(edge, stop_gradient(x), x)
+        zero_term = (x - x_safe) * xp.where(edge, (x - y) / _BCE_GRAD_EPS, xp.zeros_like(x))
     log_x = xp.clip(xp.log(x_safe), min=-100.0)
     log_1mx = xp.clip(xp.log1p(-x_safe), min=-100.0)
-    slope = xp.where(edge, (x - y) / _BCE_GRAD_EPS, xp.zeros_like(x))
-    per_position = (x - x_safe) * slope - (y * log_x + (1 - y) * log_1mx)
+    per_position = -(y * log_x + (1 - y) * log_1mx)
+    if zero_term is not None:
+        per_position = zero_term + per_position
     w = broadcast_option(fn, "weight", weight, y, xp)
     value, u = weigh_and_reduce(fn, per_position, w, reduction, vjp, xp)
     grads = {}
