@@ -158,9 +158,11 @@ def l1_loss(
     x, y, out_dtype = paired_floats(fn, input, target, xp)
     w = _element_weight(fn, weight, x, xp)
     z = x - y
-    slope = None if vjp is None else _torch_sign(z, xp)
+    # With a gradient request the value's own slope is never taken (the rule gives it): a
+    # plain |z| serves
+    per_position, slope = (abs_sign0(z, xp=xp), None) if vjp is None else (xp.abs(z), _torch_sign(z, xp))
     return _finish_pointwise(
-        fn, abs_sign0(z, xp=xp), slope, w, reduction, out_dtype, vjp, (input, target), xp,
+        fn, per_position, slope, w, reduction, out_dtype, vjp, (input, target), xp,
         weighted_mean=True,
     )
 
