@@ -368,7 +368,8 @@ def loss(
     ``pointwise`` loss of arrays of one shape has the loss of each element read that element
     of each array only, and its ``"mean"`` divides the sum by the number of elements (when no
     option is an array): it may then be computed block by block. A loss with a ``kernel``
-    hands the calls that kernel computes to the bit to PyTorch's own. The public
+    hands the calls that kernel computes as losskit does (see :class:`Kernel`) to PyTorch's
+    own. The public
     function runs with NumPy's floating-point warnings off: losses produce ``inf`` and NaN
     exactly where PyTorch does, and those are results, not accidents.
     """
