@@ -174,3 +174,33 @@ def test_a_large_pointwise_loss_in_blocks_equals_it_in_one_piece(
     assert len(calls) == (7 if threads == 1 else 5)
     torch.testing.assert_close(value.detach(), whole[0], rtol=1e-13, atol=0)
     torch.testing.assert_close(leaf.grad, whole[1], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("loss", "options", "wrt"),
+    [
+        ("sigmoid_focal_loss", {"reduction": "mean"}, (0,)),
+        ("binary_cross_entropy_with_logits", {"reduction": "sum", "label_smoothing": 0.1}, (0, 1)),
+        ("cross_entropy", {"label_smoothing": 0.2}, (0,)),
+    ],
+)
+def test_torch_compile_traces_a_reduced_loss_through_its_rule(loss: str, options: dict[str, object], wrt: tuple[int, ...]) -> None:
+    traced: list[str] = []
+
+    def backend(gm: torch.fx.GraphModule, inputs: list[torch.Tensor]) -> object:
+        traced.extend(str(node.target) for node in gm.graph.nodes)
+        return torch._dynamo.lookup_backend("aot_eager")(gm, inputs)
+
+    torch._dynamo.reset()
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 5, dtype=torch.float64, generator=gen)
+    t = torch.randint(0, 5, (6,), generator=gen) if loss == "cross_entropy" else torch.rand(6, 5, dtype=torch.float64, generator=gen)
+    leaves = [a.clone().requires_grad_(k in wrt) for k, a in enumerate((x, t))]
+    compiled = torch.compile(lambda a, b: getattr(lk, loss)(a, b, **options) * 3, backend=backend, fullgraph=True)
+    value = compiled(*leaves)
+    grads = torch.autograd.grad(value, [leaves[k] for k in wrt])
+    assert "autograd_function_apply" in traced  # the rule, not the formula's operations
+    own, expected = lk.value_and_grad(getattr(lk, loss), argnums=wrt)(x, t, **options)
+    torch.testing.assert_close(value.detach(), 3 * own, rtol=1e-12, atol=0)
+    for got, want in zip(grads, expected if isinstance(expected, tuple) else (expected,), strict=True):
+        torch.testing.assert_close(got, 3 * want, rtol=1e-12, atol=1e-15)
