@@ -127,6 +127,7 @@ def binary_cross_entropy(
         drop_in=True,
         note="It also takes ``label_smoothing``.",
     ),
+    jax_rule=False,  # XLA differentiates its formula faster (0.7x optax, the rule 1.1-1.2x)
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.binary_cross_entropy_with_logits(x, y)`, `torch.nn.BCEWithLogitsLoss()` "
         "(no `label_smoothing`)",

@@ -159,6 +159,7 @@ def sigmoid_focal_loss(
 @loss(
     **_FACTS,
     module=Module("FocalLoss", note="Multi-class (softmax); a per-class ``alpha`` is a buffer."),
+    jax_rule=False,  # as cross_entropy
     equivalents=Equivalents(
         pytorch="none in core or torchvision (only the sigmoid version, below)",
         optax="none (only `sigmoid_focal_loss`)",

@@ -14,7 +14,7 @@ from _references import REFERENCES
 from _support import assert_close
 
 import losskit as lk
-from losskit._lib._registry import entry
+from losskit._lib._registry import entries, entry
 
 
 
@@ -64,11 +64,19 @@ def test_vmap_of_grad_gives_each_samples_gradient(case: Case) -> None:
 
 
 def test_the_rule_is_what_jax_differentiates() -> None:
-    x, y = jnp.zeros((3, 4)), jnp.asarray([0, 1, 3])
-    assert "custom_jvp_call" in str(jax.make_jaxpr(lambda a: lk.cross_entropy(a, y))(x))
+    x, t = jnp.zeros((3, 4)), jnp.full((3, 4), 0.5)
+    assert "custom_jvp_call" in str(jax.make_jaxpr(lambda a: lk.mse_loss(a, t))(x))
     # an option array would need a derivative of its own: the operations are differentiated
-    w = jnp.ones(4)
-    assert "custom_jvp_call" not in str(jax.make_jaxpr(lambda a: lk.cross_entropy(a, y, weight=w))(x))
+    w = jnp.ones((3, 4))
+    assert "custom_jvp_call" not in str(jax.make_jaxpr(lambda a: lk.mse_loss(a, t, weight=w))(x))
+
+
+def test_the_losses_whose_formula_jax_differentiates_faster_have_no_rule() -> None:
+    assert {e.name for e in entries() if e.is_loss and not e.jax_rule} == {
+        "cross_entropy", "nll_loss", "focal_loss", "binary_cross_entropy_with_logits",
+    }
+    x, y = jnp.zeros((3, 4)), jnp.asarray([0, 1, 3])
+    assert "custom_jvp_call" not in str(jax.make_jaxpr(lambda a: lk.cross_entropy(a, y))(x))
 
 
 def test_a_weight_option_is_differentiated_through_the_operations() -> None:

@@ -144,6 +144,7 @@ class Entry:
     docs: str | None = None  # its page, relative to docs/
     pointwise: bool = False  # see loss()
     kernel: Kernel | None = None  # see loss()
+    jax_rule: bool = True  # see loss()
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -294,6 +295,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
         default_reduction = signature.parameters["reduction"].default if "reduction" in signature.parameters else "none"
         pointwise = facts.get("pointwise", False)
         kernel = facts.get("kernel")
+        jax_rule = facts.get("jax_rule", True)
 
         @functools.wraps(impl)
         def public(*args: Any, **kwargs: Any) -> Array:
@@ -318,7 +320,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                     ),
                     args,
                 )
-            if _jax_rule_applies(args, kwargs, default_reduction):
+            if jax_rule and _jax_rule_applies(args, kwargs, default_reduction):
                 from . import _jax_autodiff
 
                 return _jax_autodiff.apply(run, args, kwargs, argnums, name, positional)
@@ -360,6 +362,7 @@ def loss(
     explainer: str | None = None,
     pointwise: bool = False,
     kernel: Kernel | None = None,
+    jax_rule: bool = True,
 ) -> Callable[[Callable[..., Result]], Callable[..., Array]]:
     """Make the public function of a loss's implementation and record its :class:`Entry`.
 
@@ -369,7 +372,9 @@ def loss(
     of each array only, and its ``"mean"`` divides the sum by the number of elements (when no
     option is an array): it may then be computed block by block. A loss with a ``kernel``
     hands the calls that kernel computes as losskit does (see :class:`Kernel`) to PyTorch's
-    own. The public
+    own. On JAX a reduced loss is differentiated by its rule (a ``custom_jvp``) unless
+    ``jax_rule`` is False: where XLA's own differentiation of the formula is measured faster
+    (``benchmarks/bench_backends.py``). The public
     function runs with NumPy's floating-point warnings off: losses produce ``inf`` and NaN
     exactly where PyTorch does, and those are results, not accidents.
     """
@@ -384,6 +389,7 @@ def loss(
         "docs": docs,
         "pointwise": pointwise,
         "kernel": kernel,
+        "jax_rule": jax_rule,
     }
     return _register(facts, argnums, arrays)
 
