@@ -97,9 +97,10 @@ def binary_cross_entropy(
     # Autograd must not meet log(0) (0 * inf) at x = 0 or 1. Where x (1 - x) < eps PyTorch's
     # gradient is (x - y) / eps: there the logs see a constant x and the zero term x - x_safe
     # carries that slope (elsewhere 0, lest the slope cancel the logs' gradient inexactly).
-    # (Inside a gradient rule nothing differentiates x, and the zero term is left out.)
+    # (A gradient rule gives the gradient itself and nothing differentiates its value: there
+    # the zero term is left out.)
     x_safe, zero_term = x, None
-    if is_differentiable(x):
+    if vjp is None and is_differentiable(x):
         edge = x * (1 - x) < _BCE_GRAD_EPS
         x_safe = xp.where(edge, stop_gradient(x), x)
         zero_term = (x - x_safe) * xp.where(edge, (x - y) / _BCE_GRAD_EPS, xp.zeros_like(x))
