@@ -113,7 +113,9 @@ class Kernel:
     ``positive`` (finite numbers > 0), ``non_negative`` (finite numbers >= 0) and ``flags``
     (bools); any other call, the ones losskit has to refuse included, runs losskit's own rule.
     So do calls under ``torch.func`` transforms when torch has no vmap rule for the kernel
-    (``batched=False``): it would run it one sample at a time, with a warning.
+    (``batched=False``): it would run it one sample at a time, with a warning; and calls of
+    more than ``up_to`` elements, where losskit's rule, computed block by block, is measured
+    faster and leaner than the kernel.
     """
 
     function: str
@@ -123,6 +125,7 @@ class Kernel:
     reductions: tuple[str, ...] = ("none", "mean", "sum")
     class_index: bool = False
     batched: bool = True
+    up_to: int | None = None
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ def _serves(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reduc
         return False
     if not kernel.batched and torch._C._are_functorch_transforms_active():
         return False
+    if kernel.up_to is not None and x.numel() > kernel.up_to:
+        return False
     if not all(_option_served(kernel, name, value) for name, value in kwargs.items()):
         return False
     if kernel.class_index:
