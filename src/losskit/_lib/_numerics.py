@@ -181,9 +181,8 @@ def sigmoid_minus(x: Array, y: Array, u: Array, *, xp: ModuleType, parts: Softpl
     ``u``: on PyTorch tensors that nothing differentiates, in place on the buffer of the
     sigmoid (a fresh buffer costs more than the pass that fills it)."""
     sig = sigmoid(x, xp=xp, parts=parts)
-    if is_torch(sig) and not is_differentiable(sig) and not is_differentiable(y) and not is_differentiable(u):
-        if sig.shape == xp.broadcast_shapes(sig.shape, y.shape, u.shape):
-            return sig.sub_(y).mul_(u)
+    if _fresh_torch(x, y) and not is_differentiable(u) and u.shape in ((), x.shape):
+        return sig.sub_(y).mul_(u)
     return u * (sig - y)
 
 
