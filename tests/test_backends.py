@@ -46,6 +46,7 @@ def _torch_gradient(case: Case) -> np.ndarray:
 
 
 @pytest.mark.parametrize("case", DIFFERENTIABLE, ids=lambda c: c.id)
+@pytest.mark.usefixtures("torch_route")
 def test_torch_autograd_flows_through(case: Case) -> None:
     expected = _torch_gradient(case)
     leaf = torch.from_numpy(case.arrays[0].copy()).requires_grad_(True)
@@ -57,6 +58,7 @@ def test_torch_autograd_flows_through(case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", DIFFERENTIABLE[::2], ids=lambda c: c.id)
+@pytest.mark.usefixtures("torch_route")
 def test_torch_vmap_gives_per_sample_values_and_gradients(case: Case) -> None:
     scales = (1.0, 0.5, 0.25)  # one input per sample; the other arrays repeat
     inputs = torch.from_numpy(np.stack([s * case.arrays[0] for s in scales]))

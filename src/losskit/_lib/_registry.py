@@ -95,36 +95,47 @@ class Curve:
 
 @dataclass(frozen=True)
 class Kernel:
-    """A ``torch.nn.functional`` loss that computes each position's loss exactly as losskit's
-    formula does, to the bit, on CPU tensors: a call it can serve goes to it (with torch's own
-    autograd).
+    """A PyTorch loss that computes each position's loss as losskit's formula does, on CPU
+    tensors: a call it can serve goes to it (with torch's own autograd).
+
+    ``function`` names a ``torch.nn.functional`` loss, or a formula of losskit's written in
+    torch's fused operations (:mod:`._torch_kernels`). With ``exact`` its values are
+    losskit's to the bit. Without, they differ in the last bits, as two orders of the same
+    operations do, and are as accurate: the tests bound both against float64 alike. Such a
+    kernel serves calls of at most ``up_to`` elements, where losskit's rule, one Python
+    function for the value and the gradient, costs several times torch's kernel.
 
     It serves an input of float32 or float64 on the CPU with a target of one of two kinds:
 
     * a floating tensor of the input's shape and dtype (``class_index=False``); torch's
-      ``mean`` and ``sum`` are then losskit's too, so the reduced value is also the same to
-      the bit;
+      ``mean`` and ``sum`` are then losskit's too;
     * int64 class indices of an ``(N, C)`` input, each in ``0..C-1`` or ``ignore_index``
       (``class_index=True``, with the options ``ignore_index`` and ``dim`` 1); the kernel
-      sums the same terms in its own order (a cascade), so a reduced value may differ from
+      sums the terms in its own order (a cascade), so a reduced value may differ from
       losskit's sum in the last bits, as two orders of one sum do.
 
     The options it takes are ``reduction`` (one of ``reductions``), those named in
-    ``positive`` (finite numbers > 0), ``non_negative`` (finite numbers >= 0) and ``flags``
-    (bools); any other call, the ones losskit has to refuse included, runs losskit's own rule.
-    So do calls under ``torch.func`` transforms when torch has no vmap rule for the kernel
-    (``batched=False``): it would run it one sample at a time, with a warning; and calls of
-    more than ``up_to`` elements, where losskit's rule, computed block by block, is measured
-    faster and leaner than the kernel.
+    ``positive`` (finite numbers > 0), ``non_negative`` (finite numbers >= 0), ``unit``
+    (numbers in [0, 1]) and ``flags`` (bools); any other call, the ones losskit has to refuse
+    included, runs losskit's own rule. A kernel of ``probabilities`` serves a target in
+    [0, 1] only, and checks its input's range itself; so does a class-index kernel its
+    indices: where torch refuses a value, losskit's rule runs and names it in its own error.
+    Calls under ``torch.func`` transforms run the rule when torch has no vmap rule for the
+    kernel (``batched=False``): it would run it one sample at a time, with a warning; and
+    so do calls of more than ``up_to`` elements, where losskit's rule, computed block by
+    block, is measured faster and leaner than the kernel.
     """
 
     function: str
     positive: tuple[str, ...] = ()
     non_negative: tuple[str, ...] = ()
+    unit: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
     reductions: tuple[str, ...] = ("none", "mean", "sum")
     class_index: bool = False
+    probabilities: bool = False
     batched: bool = True
+    exact: bool = True
     up_to: int | None = None
 
 

@@ -1,4 +1,4 @@
-"""Calls of a loss that PyTorch's own kernel computes to the bit (see :class:`~._registry.Kernel`).
+"""Calls of a loss that PyTorch's own kernels compute as losskit does (see :class:`~._registry.Kernel`).
 
 ``torch.nn.functional.mse_loss`` and its kin (``kl_div``) evaluate the same formula as
 losskit, in the same order, and reduce with the same ``mean`` and ``sum``: on the CPU their
@@ -6,6 +6,13 @@ values equal losskit's bit for bit (the tests compare every reduction on many sh
 ``nll_loss`` picks the same terms and sums them in its own order. Handing such a call
 to torch costs nothing in exactness and gains torch's fused forward and backward kernels, its
 double backward, forward mode, ``torch.func`` and ``torch.compile`` rules.
+
+``cross_entropy`` and ``binary_cross_entropy`` evaluate losskit's formulas in another order
+(torch's log-softmax and its scalar logarithm), to the same accuracy; torch's own
+``binary_cross_entropy_with_logits`` does not (``(1 - y) x - log_sigmoid(x)`` cancels where
+the loss is much smaller than ``|x|``), so a small call of it goes to
+:func:`_logit_binary_cross_entropy`, losskit's formula in torch's fused operations. These
+serve small calls only: a Python rule costs a few tens of microseconds more than a kernel.
 """
 
 from __future__ import annotations
@@ -16,15 +23,31 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ._compat import concrete_bounds
 from ._registry import Kernel
 
 __all__ = ["call"]
 
 _DTYPES = (torch.float32, torch.float64)
-_UNSET = ("weight", "size_average", "reduce")
+_UNSET = ("weight", "pos_weight", "size_average", "reduce")
 """Options whose ``None`` is their default, "not given" (the ``torch.nn`` modules pass them)."""
 _LOSSKIT_ONLY = ("dim",)
 """Options of losskit's that torch's function lacks: checked, then not passed on."""
+
+
+def _logit_binary_cross_entropy(
+    input: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean", label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Binary cross-entropy on logits as ``(1 - y) softplus(x) + y softplus(-x)``, a
+    weighted mean of two terms >= 0 that nothing cancels (``torch.lerp`` keeps both ends
+    exact); ``label_smoothing`` moves the target towards 1/2, as losskit's loss does."""
+    if label_smoothing > 0:
+        target = (1 - label_smoothing) * target + label_smoothing / 2
+    loss = torch.lerp(F.softplus(input), F.softplus(-input), target)
+    return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
+
+
+_FORMULAS = {"logit_binary_cross_entropy": _logit_binary_cross_entropy}
 
 
 def _finite_at_least(value: object, low: float, *, strict: bool) -> bool:
@@ -46,6 +69,8 @@ def _option_served(kernel: Kernel, name: str, value: object) -> bool:
         return type(value) is int and value in (1, -1)
     if name in kernel.positive:
         return _finite_at_least(value, 0.0, strict=True)
+    if name in kernel.unit:
+        return _finite_at_least(value, 0.0, strict=False) and value <= 1  # type: ignore[operator]
     return name in kernel.non_negative and _finite_at_least(value, 0.0, strict=False)
 
 
@@ -69,7 +94,18 @@ def _serves(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reduc
         return False
     if kernel.class_index:
         return _class_indices_served(x, t)
-    return t.dtype == x.dtype and x.shape == t.shape
+    if t.dtype != x.dtype or x.shape != t.shape:
+        return False
+    return not kernel.probabilities or _probabilities(t)
+
+
+def _probabilities(t: torch.Tensor) -> bool:
+    # torch checks its input's range, not its target's; a traced one is not checked at all,
+    # as losskit's rule does not check it
+    if t.numel() == 0:
+        return True
+    bounds = concrete_bounds(t, torch)
+    return bounds is None or 0 <= bounds[0] and bounds[1] <= 1  # (False for NaN)
 
 
 def call(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reduction: str) -> torch.Tensor | None:
@@ -78,9 +114,10 @@ def call(kernel: Kernel, args: tuple[Any, ...], kwargs: dict[str, Any], reductio
     if not _serves(kernel, args, kwargs, reduction):
         return None
     options = {k: v for k, v in kwargs.items() if k not in _UNSET and k not in _LOSSKIT_ONLY}
+    function = _FORMULAS.get(kernel.function) or getattr(F, kernel.function)
     try:
-        return getattr(F, kernel.function)(*args, **options)
-    except IndexError:
-        if not kernel.class_index:
+        return function(*args, **options)
+    except (IndexError, RuntimeError):
+        if not (kernel.class_index or kernel.probabilities):
             raise
-        return None  # a class index out of range, which losskit's rule names in its own error
+        return None  # a value torch refuses (a class index out of range, a probability > 1), which losskit's rule names in its own error
