@@ -32,7 +32,7 @@ _FACTS: dict[str, Any] = {
 @loss(
     **_FACTS,
     module=Module("BCELoss", ("weight", "size_average", "reduce", "reduction"), drop_in=True),
-    # torch's scalar logarithm: as accurate; up to (64, 256) the rule takes 1.7-4.5x its time
+    # torch's scalar logarithm: as accurate; at 320-4k elements the rule takes 4.4-1.7x its time, 0.8x at 16k
     kernel=Kernel("binary_cross_entropy", probabilities=True, exact=False, up_to=1 << 14),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.binary_cross_entropy(p, y)`, `torch.nn.BCELoss()`",
@@ -131,7 +131,7 @@ def binary_cross_entropy(
         note="It also takes ``label_smoothing``.",
     ),
     jax_rule=False,  # XLA differentiates its formula faster (0.7x optax, the rule 1.1-1.2x)
-    # up to (64, 256) the rule takes 1.7-2.2x the time of its formula in torch's operations
+    # at 320-4k elements the rule takes 2.2-1.7x the time of its formula in torch's operations, 1.1x at 16k
     kernel=Kernel("logit_binary_cross_entropy", unit=("label_smoothing",), exact=False, up_to=1 << 14),
     equivalents=Equivalents(
         pytorch="`torch.nn.functional.binary_cross_entropy_with_logits(x, y)`, `torch.nn.BCEWithLogitsLoss()` "
