@@ -19,7 +19,7 @@ from ._lib._validation import (
     paired_floats,
     shape_of,
 )
-from ._lib._registry import Curve, Equivalents, Module, loss
+from ._lib._registry import Curve, Equivalents, Kernel, Module, loss
 from ._lib._vjp import VJP, Result, along_class, finish, upstream, weigh_and_reduce
 from ._lib._compat import Array, concrete_float, device, is_differentiable, namespace, stop_gradient
 from ._lib._numerics import (
@@ -159,6 +159,9 @@ def sigmoid_focal_loss(
 @loss(
     **_FACTS,
     module=Module("FocalLoss", note="Multi-class (softmax); a per-class ``alpha`` is a buffer."),
+    # losskit's formula in torch's operations, from the log-odds against the target: as accurate;
+    # at 320-32k elements it takes 0.56-0.87x the rule's time, 1.25x at 64k (1 thread)
+    kernel=Kernel("focal_loss", non_negative=("gamma",), class_index=True, exact=False, up_to=1 << 15),
     jax_rule=False,  # as cross_entropy
     equivalents=Equivalents(
         pytorch="none in core or torchvision (only the sigmoid version, below)",

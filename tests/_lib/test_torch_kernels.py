@@ -41,11 +41,11 @@ def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def test_the_losses_with_a_kernel() -> None:
     exact = {"l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "kl_div", "nll_loss"}
-    rounded = {"cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits"}
+    rounded = {"cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "focal_loss"}
     assert {e.name for e in SERVED} == exact | rounded
     assert {e.name for e in ROUNDED} == rounded
     assert all(e.kernel.up_to is not None for e in ROUNDED)  # type: ignore[union-attr]
-    assert {e.name for e in SERVED if e.kernel.class_index} == {"nll_loss", "cross_entropy"}  # type: ignore[union-attr]
+    assert {e.name for e in SERVED if e.kernel.class_index} == {"nll_loss", "cross_entropy", "focal_loss"}  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("entry", SAME_SHAPE, ids=IDS)
@@ -245,8 +245,12 @@ def _rounded_arrays(name: str, data: st.DataObject, dtype: type) -> tuple[torch.
     n, c = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 12))
     scale = data.draw(st.sampled_from([1.0, 10.0, 40.0]))
     x = torch.from_numpy(data.draw(hnp.arrays(dtype, (n, c), elements=st.floats(-1, 1, width=32)))) * scale
-    if name == "cross_entropy":
-        options = {"ignore_index": 1, "label_smoothing": data.draw(st.sampled_from([0.0, 0.3]))}
+    if name in ("cross_entropy", "focal_loss"):
+        ignore_index = data.draw(st.sampled_from([1, -100]))
+        if name == "cross_entropy":
+            options = {"ignore_index": ignore_index, "label_smoothing": data.draw(st.sampled_from([0.0, 0.3]))}
+        else:
+            options = {"ignore_index": ignore_index, "gamma": data.draw(st.sampled_from([0.0, 0.5, 2.0, 3.0]))}
         return x, torch.from_numpy(data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1)))), options
     t = torch.from_numpy(data.draw(hnp.arrays(dtype, (n, c), elements=st.sampled_from([0.0, 1.0, 0.01, 0.3]))))
     if name == "binary_cross_entropy":
@@ -276,7 +280,9 @@ def test_a_small_call_a_rounded_kernel_serves_is_as_accurate_as_losskits_formula
     with torch.no_grad():
         own = entry.rule(x, t, reduction=reduction, **options, vjp=None).value.double()  # type: ignore[attr-defined]
     own_error = (own - exact_value).abs()
-    bound = own_error + 8 * eps * (exact_value.abs() + (1 if name == "cross_entropy" else 0) * x.abs().amax().double())
+    # (a log-probability from logits is as exact as the largest logit's rounding)
+    conditioning = x.abs().amax().double() if name in ("cross_entropy", "focal_loss") else 0
+    bound = own_error + 8 * eps * (exact_value.abs() + conditioning)
     assert bool(((served.detach().double() - exact_value).abs() <= bound).all())
     torch.testing.assert_close(leaf.grad.double(), exact_grad, rtol=16 * eps, atol=16 * eps)  # type: ignore[union-attr]
 

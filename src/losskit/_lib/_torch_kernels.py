@@ -11,8 +11,9 @@ double backward, forward mode, ``torch.func`` and ``torch.compile`` rules.
 (torch's log-softmax and its scalar logarithm), to the same accuracy; torch's own
 ``binary_cross_entropy_with_logits`` does not (``(1 - y) x - log_sigmoid(x)`` cancels where
 the loss is much smaller than ``|x|``), so a small call of it goes to
-:func:`_logit_binary_cross_entropy`, losskit's formula in torch's fused operations. These
-serve small calls only: a Python rule costs a few tens of microseconds more than a kernel.
+:func:`_logit_binary_cross_entropy`, losskit's formula in torch's fused operations; and a
+small call of ``focal_loss``, which torch lacks, to :func:`_focal_loss`. These serve small
+calls only: a Python rule costs a few tens of microseconds more than a kernel.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ._registry import Kernel
 __all__ = ["call"]
 
 _DTYPES = (torch.float32, torch.float64)
-_UNSET = ("weight", "pos_weight", "size_average", "reduce")
+_UNSET = ("weight", "pos_weight", "alpha", "size_average", "reduce")
 """Options whose ``None`` is their default, "not given" (the ``torch.nn`` modules pass them)."""
 _LOSSKIT_ONLY = ("dim",)
 """Options of losskit's that torch's function lacks: checked, then not passed on."""
@@ -50,11 +51,44 @@ def _logit_binary_cross_entropy(
     exact); ``label_smoothing`` moves the target towards 1/2, as losskit's loss does."""
     if label_smoothing > 0:
         target = (1 - label_smoothing) * target + label_smoothing / 2
-    loss = torch.lerp(_softplus(input), _softplus(-input), target)
+    return _reduce(torch.lerp(_softplus(input), _softplus(-input), target), reduction)
+
+
+def _focal_loss(
+    input: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0, ignore_index: int = -100,
+    reduction: str = "mean",
+) -> torch.Tensor | None:
+    """The softmax focal loss from ``d = logsumexp_{c != y}(x_c - x_y)``, the log-odds against
+    the target: ``-log p_y = softplus(d)`` and ``log(1 - p_y) = -softplus(-d)``, both exact at
+    either end (no ``1 - p_y`` formed, no ``log p_y`` of a ``p_y`` that rounds to 1), and the
+    differences ``x_c - x_y`` exact where the logits are close. ``None`` where ``d`` is not
+    finite (a target logit of -inf, no other class left, an inf or NaN logit), whose limits
+    losskit's rule takes, and for traced values."""
+    bounds = concrete_bounds(target, torch)
+    if bounds is None:
+        return None
+    valid = target != ignore_index if bounds[0] <= ignore_index <= bounds[1] else None  # None: no mask needed
+    index = (target if valid is None else torch.where(valid, target, 0)).unsqueeze(1)
+    d = torch.logsumexp((input - input.gather(1, index)).scatter(1, index, -math.inf), 1)
+    bounds = concrete_bounds(d.detach(), torch)
+    if bounds is None or not -math.inf < bounds[0] <= bounds[1] < math.inf:
+        return None
+    loss = _softplus(d)
+    if gamma != 0:
+        loss = loss * torch.exp(-gamma * _softplus(-d))
+    if valid is None:
+        return _reduce(loss, reduction)
+    loss = torch.where(valid, loss, 0.0)
+    return loss.sum() / valid.sum() if reduction == "mean" else _reduce(loss, reduction)
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss if reduction == "none" else loss.sum() if reduction == "sum" else loss.mean()
 
 
-_FORMULAS = {"logit_binary_cross_entropy": _logit_binary_cross_entropy}
+_FORMULAS = {"logit_binary_cross_entropy": _logit_binary_cross_entropy, "focal_loss": _focal_loss}
+"""losskit's formulas in torch's operations, by the name a :class:`Kernel` gives; a formula
+returns ``None`` for a call whose value it cannot take (losskit's rule then runs)."""
 
 
 def _finite_at_least(value: object, low: float, *, strict: bool) -> bool:
