@@ -27,8 +27,8 @@ from ._lib._numerics import (
     binary_logit_loss,
     compute_dtype,
     exp_shifted,
-    log_sigmoid,
     scale_along,
+    sigmoid,
     softplus_parts,
     subtract_at_class,
     take_at_class,
@@ -102,12 +102,13 @@ def sigmoid_focal_loss(
 
     Notes
     -----
-    The modulating factor is computed in log space,
-    :math:`(1 - p_t)^\gamma = \exp(\gamma \log(1 - p_t))` with
-    :math:`\log(1 - p_t) = \operatorname{logaddexp}(\log\sigma(x) + \log(1 - y),
-    \log\sigma(-x) + \log y)`. It stays exact when the sigmoid saturates, where
-    torchvision's ``(1 - p_t) ** gamma`` reaches ``0 ** gamma`` and, for ``gamma < 1``, a NaN
-    gradient. Values equal torchvision's ``sigmoid_focal_loss`` otherwise. Targets outside
+    The modulating factor's base, :math:`1 - p_t = \sigma(x)(1 - y) + \sigma(-x)\, y`, is a
+    sum of non-negative terms, each sigmoid computed on its own side of 0: it keeps its
+    digits when the sigmoid saturates, where torchvision's ``1 - p_t`` cancels to 0 and, for
+    ``gamma < 1``, its gradient is NaN. The factor's slope is written with
+    :math:`\partial_x \log(1 - p_t) = (1 - 2y)\, \sigma(x)\sigma(-x) / (1 - p_t)`, a ratio of at
+    most 1 in size, and 0 where :math:`1 - p_t` underflows (its numerator then does too).
+    Values equal torchvision's ``sigmoid_focal_loss`` otherwise. Targets outside
     [0, 1] raise ``ValueError`` (torchvision returns numbers for them that mean nothing).
 
     References
@@ -132,27 +133,29 @@ def sigmoid_focal_loss(
     x, y, out_dtype = paired_floats(fn, inputs, targets, xp)
     check_in_unit_interval(fn, "targets", y, xp)
     parts = softplus_parts(x, xp=xp)
-    log_p = log_sigmoid(x, xp=xp, parts=parts)
-    log_1mp = log_sigmoid(-x, xp=xp, parts=None if parts is None else parts.negated())
-    ce = binary_logit_loss(x, y, xp=xp, parts=parts)  # of the parts the logs computed
+    ce = binary_logit_loss(x, y, xp=xp, parts=parts)
+    p = sigmoid(x, xp=xp, parts=parts)
+    p_neg = sigmoid(-x, xp=xp, parts=None if parts is None else parts.negated())  # 1 - p to its last digit
+    # 1 - p_t = p (1 - y) + (1 - p) y: non-negative terms, no cancellation (see Notes)
+    wrong, missed = p * (1 - y), p_neg * y
     per_position = ce
     if g != 0:
-        # log(1 - p_t) with 1 - p_t = p (1 - y) + (1 - p) y, never formed in linear space
-        log_1m_pt = xp.logaddexp(log_p + xp.log1p(-y), log_1mp + xp.log(y))
-        modulation = xp.exp(g * log_1m_pt)
+        one_m_pt = wrong + missed
+        modulation = one_m_pt**g
         per_position = ce * modulation
-    balance = None if a < 0 else a * y + (1 - a) * (1 - y)
+    balance = None if a < 0 else (2 * a - 1) * y + (1 - a)  # a y + (1 - a)(1 - y)
     value, u = weigh_and_reduce(fn, per_position, balance, reduction, vjp, xp)
     grads = {}
     if u is not None:
-        # sigmoid(x) - y as p (1 - y) - (1 - p) y: no cancellation when p rounds to y
-        d_ce = xp.exp(log_p) * (1 - y) - xp.exp(log_1mp) * y
+        d_ce = wrong - missed  # sigmoid(x) - y, with no cancellation where p rounds to y
         if g == 0:
             grads[0] = u * d_ce
         else:
-            # d log(1 - p_t) / dx = (1 - 2y) p (1 - p) / (1 - p_t), in log space
-            d_log_1m_pt = (1 - 2 * y) * xp.exp(log_p + log_1mp - log_1m_pt)
-            grads[0] = u * modulation * (d_ce + g * ce * d_log_1m_pt)
+            # gamma d log(1 - p_t) / dx (see Notes); the smallest normal number in the divisor
+            # changes no 1 - p_t that the product does not round to 0, and keeps out 0 / 0
+            tiny = xp.finfo(one_m_pt.dtype).smallest_normal
+            g_d_log = (-2 * g * y + g) * (p * p_neg) / (one_m_pt + tiny)
+            grads[0] = u * modulation * (d_ce + ce * g_d_log)
     return finish(xp, value, out_dtype, vjp, grads, (inputs, targets))
 
 
