@@ -15,8 +15,8 @@ import math
 from types import ModuleType
 from typing import NamedTuple
 
-from ._lib._compat import Array, device, index_dtype, namespace, stop_gradient
-from ._lib._numerics import compute_dtype, take_at_class
+from ._lib._compat import Array, index_dtype, namespace, stop_gradient
+from ._lib._numerics import compute_dtype, put_at_class, take_at_class
 from ._lib._registry import transform
 from ._lib._validation import check_floating, class_index_target, finite_number, integer, shape_of
 from ._lib._vjp import VJP, Result, finish, upstream
@@ -136,14 +136,14 @@ class MarginLogits(NamedTuple):
 
     unscaled: Array  # t: the cosines with psi at the target
     index: Array  # (N,): each row's target class
-    at_target: Array  # (N, C) bool: the entries psi replaced
-    slope: Array  # (N,): dpsi / dc at the target; dt / dc is 1 everywhere else
+    slope: Array  # (N,): dpsi / dc at the target (1 in a row left alone); dt / dc is 1 elsewhere
 
     def chain(self, g: Array, xp: ModuleType) -> Array:
-        """``g * dt/dc`` for an upstream gradient ``g`` with respect to the logits: only the
-        targets' entries change, so no (N, C) array of slopes is needed."""
+        """``g * dt/dc`` for a fresh upstream gradient ``g`` with respect to the logits,
+        written into ``g`` where the backend can: only the targets' entries change, so no
+        (N, C) array of slopes or of marks is needed."""
         at_target = take_at_class(g, self.index, axis=1, xp=xp) * self.slope
-        return xp.where(self.at_target, at_target[:, None], g)
+        return put_at_class(g, self.index, at_target, axis=1, xp=xp, fresh=True)
 
 
 def margin_logits(c: Array, index: Array, marked: Array | None, margin: Margin, xp: ModuleType) -> MarginLogits:
@@ -153,12 +153,10 @@ def margin_logits(c: Array, index: Array, marked: Array | None, margin: Margin, 
     if margin.gradient == "straight_through":  # the value of psi, the derivative of identity
         value = picked + stop_gradient(value - picked)
         slope = xp.ones_like(slope)
-    classes = xp.arange(c.shape[1], device=device(c))
-    at_target = classes[None, :] == index[:, None]
-    if marked is not None:
-        at_target = at_target & marked[:, None]
-    unscaled = xp.where(at_target, value[:, None], c)
-    return MarginLogits(unscaled, index, at_target, slope)
+    if marked is not None:  # a row left alone gets its own cosine back, with slope 1
+        value = xp.where(marked, value, picked)
+        slope = xp.where(marked, slope, xp.ones_like(slope))
+    return MarginLogits(put_at_class(c, index, value, axis=1, xp=xp), index, slope)
 
 
 def _policy(fn: str, fallback: object, gradient: object) -> tuple[str, str]:

@@ -89,6 +89,15 @@ def _unit_rows(v: Array, xp: ModuleType) -> tuple[Array, Array]:
     return v / norm, norm
 
 
+def _nearest_centres(cos_all: Array, shape: tuple[int, int], xp: ModuleType) -> tuple[Array, Array]:
+    # Each class answers with its closest sub-centre (the first of tied ones): the (N, C)
+    # cosines and the sub-centre each row of each class took, from the (N, C * K) ones.
+    per_center = xp.reshape(cos_all, (cos_all.shape[0], *shape))
+    nearest = xp.argmax(per_center, axis=2)
+    # picked rather than xp.max, whose autodiff splits the gradient among tied sub-centres
+    return xp.take_along_axis(per_center, xp.expand_dims(nearest, axis=2), axis=2)[..., 0], nearest
+
+
 def _margin_loss(
     fn: str,
     embeddings: Array,
@@ -135,17 +144,15 @@ def _margin_loss(
     w = xp.reshape(xp.astype(centers, dtype, copy=False), (-1, centers.shape[-1]))
     x_hat, x_norm = _unit_rows(x, xp)
     w_hat, w_norm = _unit_rows(w, xp)
-    cos_all = x_hat @ w_hat.T  # (N, C * K)
-    n, num_classes = x.shape[0], centers.shape[0]
-    if sub_centers:  # each class answers with its closest sub-centre (the first of tied ones)
-        per_center = xp.reshape(cos_all, (n, num_classes, centers.shape[1]))
-        nearest = xp.argmax(per_center, axis=2)
-        # picked rather than xp.max, whose autodiff splits the gradient among tied sub-centres
-        cos = xp.take_along_axis(per_center, xp.expand_dims(nearest, axis=2), axis=2)[..., 0]
+    n = x.shape[0]
+    if sub_centers:
+        cos, nearest = _nearest_centres(x_hat @ w_hat.T, centers.shape[:2], xp)
     else:
-        cos = cos_all
+        cos = x_hat @ w_hat.T
     classes = class_index_target(fn, cos, target, axis=1, ignore_index=ignore_index, xp=xp)
     logits = margin_logits(cos, classes.index, classes.valid, step, xp)
+    on = device(cos)
+    del cos  # the margin logits replace it: one (N, C) array fewer from here on
     a = s
     if head.norms == EMBEDDING_NORM:
         a = s * x_norm
@@ -167,8 +174,8 @@ def _margin_loss(
         q = None if unscaled is None else g * unscaled  # dL/da
         del g
         if sub_centers:  # route each class's gradient to its nearest sub-centre
-            k = xp.arange(centers.shape[1], device=device(cos))
-            p = xp.reshape(xp.where(nearest[..., None] == k, p[..., None], 0.0), cos_all.shape)
+            k = xp.arange(centers.shape[1], device=on)
+            p = xp.reshape(xp.where(nearest[..., None] == k, p[..., None], 0.0), (n, -1))
         # Through the normalisation x_hat = x / |x|: dx = (u - (u . x_hat) x_hat) / |x| for
         # u = p @ w_hat, and u . x_hat = sum_c p_c cos_c is read off u rather than off an (N, C)
         # product; the same for the centres.

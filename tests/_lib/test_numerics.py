@@ -1,4 +1,5 @@
-"""The blocked NumPy kernel against the generic array-API path, and the thread pool."""
+"""The blocked NumPy kernel against the generic array-API path, the thread pool, and writing
+at each position's class."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 import losskit as lk
+from _support import BACKENDS, Backend
 from losskit._lib import _blocked
-from losskit._lib._numerics import SoftmaxGrad, softmax_stats
+from losskit._lib._compat import namespace
+from losskit._lib._numerics import SoftmaxGrad, put_at_class, softmax_stats
 
 SHAPES = [(1, 1), (3, 7), (5, 70_000), (700, 1_000), (2_000, 3)]
 
@@ -108,3 +111,20 @@ def test_a_transposed_matrix_is_read_in_place(dtype: type) -> None:
     rtol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(got.grad, expected.grad.T, rtol=rtol)
     np.testing.assert_allclose(got.log_norm, expected.log_norm, rtol=rtol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS.values(), ids=list(BACKENDS))
+@pytest.mark.parametrize("axis", [0, 1])
+def test_put_at_class_writes_each_positions_class_into_a_copy(backend: Backend, axis: int) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((5, 6) if axis == 1 else (6, 5))
+    index = rng.integers(0, 6, 5)
+    values = rng.standard_normal(5)
+    expected = x.copy()
+    positions = np.arange(5)
+    expected[(positions, index) if axis == 1 else (index, positions)] = values  # NumPy's fancy indexing
+    native = backend.asarray(x)
+    xp = namespace("test", x=native)
+    got = put_at_class(native, backend.asarray(index), backend.asarray(values), axis=axis, xp=xp)
+    np.testing.assert_array_equal(backend.to_numpy(got), expected)
+    np.testing.assert_array_equal(backend.to_numpy(native), x)  # the input is left as it was

@@ -553,6 +553,31 @@ def subtract_at_class(g: Array, index: Array, values: Array, *, axis: int, xp: M
     return xp.where(classes == expanded, g - v, g)
 
 
+def put_at_class(
+    x: Array, index: Array, values: Array, *, axis: int, xp: ModuleType, fresh: bool = False
+) -> Array:
+    """``x`` with ``values`` at each position's class ``index`` along ``axis``.
+
+    NumPy and PyTorch write them into a copy (``put_along_axis``, ``scatter``, which autograd
+    and ``torch.func`` differentiate), or into ``x`` itself where it is ``fresh`` (a buffer the
+    caller made and gives up) and nothing differentiates it; other libraries select with a
+    comparison against the class numbers, which XLA fuses: no boolean array of ``x``'s size
+    is kept.
+    """
+    expanded = xp.expand_dims(index, axis=axis)
+    v = xp.astype(xp.expand_dims(values, axis=axis), x.dtype, copy=False)
+    if is_numpy(x):
+        out = x if fresh else xp.asarray(x, copy=True)
+        np.put_along_axis(out, expanded, v, axis=axis)
+        return out
+    if is_torch(x):
+        if fresh and not is_differentiable(x) and not is_differentiable(v):
+            return x.scatter_(axis, expanded, v)
+        return x.scatter(axis, expanded, v)
+    classes = along_axis(xp.arange(x.shape[axis], device=device(x)), axis, x.ndim, xp)
+    return xp.where(classes == expanded, v, x)
+
+
 def take_at_class(x: Array, index: Array, *, axis: int, xp: ModuleType) -> Array:
     """The entry of ``x`` at each position's class ``index`` along ``axis``, shaped like
     ``index`` (PyTorch's ``gather`` costs a tenth of array-api-compat's ``take_along_axis``)."""
