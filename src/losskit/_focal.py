@@ -349,11 +349,11 @@ def _focal_in_passes(
     row_max = xp.max(x, axis=axis, keepdims=True)
     e = exp_shifted(x, row_max, xp=xp)
     e_y = take_at_class(e, index, axis=axis, xp=xp)  # from e itself: e_y - e_y is then 0
-    total = xp.sum(e, axis=axis)
-    log_z = xp.log(total)
-    log_p = take_at_class(x, index, axis=axis, xp=xp) - xp.squeeze(row_max, axis=axis) - log_z
     e = subtract_at_class(e, index, e_y, axis=axis, xp=xp)  # the other classes' exponentials
     rest = xp.sum(e, axis=axis)
+    total = rest + e_y  # the same non-negative terms, in one pass over the logits
+    log_z = xp.log(total)
+    log_p = take_at_class(x, index, axis=axis, xp=xp) - xp.squeeze(row_max, axis=axis) - log_z
     modulation = coef = None
     per_position = -log_p
     if g != 0:
