@@ -340,9 +340,9 @@ def _focal_in_passes(
     passes over the logits and one temporary of their size (the exponentials, which become
     the gradient in place on PyTorch and NumPy).
 
-    With ``e = exp(x - m)``, ``Z = sum e`` and ``R = Z - e_y``, the sum over the other
-    classes, summed as such (the target's exponential zeroed, so no cancellation when
-    ``p_y`` nears 1): ``log(1 - p_y) = log R - log Z``. The gradient at a class ``c != y``
+    With ``e = exp(x - m)``, ``R`` the sum over the other classes, summed as such (the
+    target's exponential zeroed, so no cancellation when ``p_y`` nears 1), and
+    ``Z = R + e_y``: ``log(1 - p_y) = log R - log Z``. The gradient at a class ``c != y``
     is ``e_c`` times a number per position, ``s (1 - k e_y / R) / Z`` with
     ``s = u (1 - p_y)^g`` and ``k = g log p_y``; at the target it is ``s (k p_y - R / Z)``.
     """
