@@ -32,6 +32,7 @@ __all__ = [
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "put_at_class",
     "quiet_floating_point",
     "scale_along",
     "sign",
