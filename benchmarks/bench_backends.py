@@ -144,6 +144,10 @@ def jax_peer(name: str) -> Callable[..., Any]:
     def picked(a: Any, y: Any) -> Any:
         return jnp.take_along_axis(a, y[:, None], axis=1)[:, 0]
 
+    def focal(x: Any, y: Any) -> Any:  # gamma 2, as the torch peer: the log-softmax once
+        log_p = picked(log_softmax(x), y)
+        return (-((1 - jnp.exp(log_p)) ** 2) * log_p).mean()
+
     def margin(e: Any, w: Any, y: Any, arc: bool) -> Any:
         cos = (e / jnp.linalg.norm(e, axis=1, keepdims=True)) @ (w / jnp.linalg.norm(w, axis=1, keepdims=True)).T
         at = picked(cos, y)
@@ -166,7 +170,7 @@ def jax_peer(name: str) -> Callable[..., Any]:
         "huber_loss": lambda x, t: optax.huber_loss(x, t, delta=1.0).mean(),
         "kl_div": lambda a, b: optax.kl_divergence(a, b).mean(),
         "sigmoid_focal_loss": lambda x, t: optax.sigmoid_focal_loss(x, t, alpha=0.25, gamma=2.0).mean(),
-        "focal_loss": lambda x, y: (-((1 - jnp.exp(picked(log_softmax(x), y))) ** 2) * picked(log_softmax(x), y)).mean(),
+        "focal_loss": focal,
         "softmax_entropy": lambda x: -(jax.nn.softmax(x, axis=1) * log_softmax(x)).sum(1).mean(),
         "arcface_loss": lambda e, w, y: margin(e, w, y, arc=True),
         "cosface_loss": lambda e, w, y: margin(e, w, y, arc=False),

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from ._lib import _numerics
 from ._lib._validation import (
     check_class_weight,
     check_floating,
@@ -283,21 +282,26 @@ def _focal_through_operations(
     """The focal loss of each position and its gradient (given the per-position upstream),
     in operations autodiff can differentiate: every selection keeps both of its sides finite."""
     t = x - stop_gradient(xp.max(x, axis=axis, keepdims=True))  # it cancels: no slope
-    log_norm = xp.log(xp.sum(xp.exp(t), axis=axis, keepdims=True))
-    log_p = take_at_class(t, index, axis=axis, xp=xp) - xp.squeeze(log_norm, axis=axis)
-    index = xp.expand_dims(index, axis=axis)
-    is_target = along_axis(xp.arange(x.shape[axis], device=device(x)), axis, x.ndim, xp) == index
+    e = xp.exp(t)
+    expanded = xp.expand_dims(index, axis=axis)
+    is_target = along_axis(xp.arange(x.shape[axis], device=device(x)), axis, x.ndim, xp) == expanded
+    # The other classes' exponentials summed as such (no cancellation as p_y nears 1), and
+    # the normaliser from them and the target's, exp(t_y): one gather, whose gradient is a
+    # scatter into an array of the logits' size (a second would be another).
+    t_y = take_at_class(t, index, axis=axis, xp=xp)
+    others = xp.where(is_target, xp.zeros_like(e), e)
+    rest = xp.sum(others, axis=axis, keepdims=True)
+    total = rest + xp.expand_dims(xp.exp(t_y), axis=axis)
+    log_norm = xp.log(total)
+    log_p = t_y - xp.squeeze(log_norm, axis=axis)
     modulation = None
     if g != 0:
-        # log(1 - p_y) = logsumexp over the other classes - logsumexp over all of them. With no
-        # other class left (all -inf, or C = 1) p_y = 1: (1 - p_y)^g is 0 with gradient 0, and
-        # the row reads zeros instead, lest both gradients meet exp(-inf - -inf).
-        others = xp.where(is_target, xp.full_like(t, -xp.inf), t)
-        none_left = xp.max(others, axis=axis, keepdims=True) == -xp.inf
-        others = xp.where(none_left, xp.zeros_like(t), others)
-        log_others = _numerics.logsumexp(others, axis=axis, keepdims=True, xp=xp)
-        log_1mp = xp.where(none_left, xp.full_like(log_norm, -xp.inf), log_others - log_norm)
-        log_q = xp.squeeze(log_1mp, axis=axis)
+        # log(1 - p_y) = log R - log Z. With no other class left (R = 0: all -inf, C = 1, or
+        # all below the target by more than the dtype's range) (1 - p_y)^g is 0 with
+        # gradient 0, and the row reads log 1 instead, lest both gradients meet log(0).
+        none_left = rest == 0
+        safe_rest = xp.where(none_left, xp.ones_like(rest), rest)
+        log_q = xp.squeeze(xp.where(none_left, xp.full_like(rest, -xp.inf), xp.log(safe_rest) - log_norm), axis=axis)
         modulation = xp.exp(g * log_q)
         # Where p_y > 1/2, log p_y = log1p(-(1 - p_y)) keeps the digits that (x_y - m) - log Z
         # loses as p_y nears 1 (it reads 0 once p_y rounds to 1). The other branch reads -1,
@@ -318,13 +322,12 @@ def _focal_through_operations(
 
     def gradient(u: Array) -> Array:
         # d log p_y / dx = onehot - p; d log(1 - p_y) / dx = softmax over the others - p
-        p = xp.exp(t - log_norm)
+        p = e / total
         if modulation is None:
             d_log_p = xp.astype(is_target, x.dtype) - p
             return -along_class(u, axis, xp) * d_log_p
-        # 1 - p_y at the target as exp(log(1 - p_y)): exact when p_y rounds to 1
-        d_log_p = xp.where(is_target, xp.exp(log_1mp), -p)
-        d_log_1mp = xp.exp(others - log_others) - p
+        d_log_p = xp.where(is_target, rest / total, -p)  # 1 - p_y at the target, as R / Z
+        d_log_1mp = others / safe_rest - p
         # 0 where log p_y = -inf: the limit of log p_y * d_log_1mp (see the loss above)
         coef = xp.where(hopeless, xp.zeros_like(log_p), g * log_p)
         scale = along_class(u * modulation, axis, xp)
