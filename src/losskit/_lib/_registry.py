@@ -159,6 +159,7 @@ class Entry:
     pointwise: bool = False  # see loss()
     kernel: Kernel | None = None  # see loss()
     jax_rule: bool = True  # see loss()
+    compiled_recompute: bool = False  # see loss()
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -310,6 +311,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
         pointwise = facts.get("pointwise", False)
         kernel = facts.get("kernel")
         jax_rule = facts.get("jax_rule", True)
+        compiled_recompute = facts.get("compiled_recompute", False)
 
         @functools.wraps(impl)
         def public(*args: Any, **kwargs: Any) -> Array:
@@ -330,7 +332,7 @@ def _register(facts: dict[str, Any], argnums: tuple[int, ...], arrays: tuple[str
                 return _torch_autograd.apply(
                     _torch_autograd.Call(
                         run, kwargs, wrt, _reduction(kwargs, default_reduction), pointwise,
-                        name, positional,
+                        name, positional, compiled_recompute,
                     ),
                     args,
                 )
@@ -377,6 +379,7 @@ def loss(
     pointwise: bool = False,
     kernel: Kernel | None = None,
     jax_rule: bool = True,
+    compiled_recompute: bool = False,
 ) -> Callable[[Callable[..., Result]], Callable[..., Array]]:
     """Make the public function of a loss's implementation and record its :class:`Entry`.
 
@@ -388,7 +391,10 @@ def loss(
     hands the calls that kernel computes as losskit does (see :class:`Kernel`) to PyTorch's
     own. On JAX a reduced loss is differentiated by its rule (a ``custom_jvp``) unless
     ``jax_rule`` is False: where XLA's own differentiation of the formula is measured faster
-    (``benchmarks/bench_backends.py``). The public
+    (``benchmarks/bench_backends.py``). Under ``torch.compile`` a reduced loss computes its
+    gradients beside its value, unless ``compiled_recompute``: then the backward pass runs
+    the rule again with the upstream gradient, one fused pass over the inputs as in torch's
+    own compiled loss, where value and gradient share no work (measured there too). The public
     function runs with NumPy's floating-point warnings off: losses produce ``inf`` and NaN
     exactly where PyTorch does, and those are results, not accidents.
     """
@@ -404,6 +410,7 @@ def loss(
         "pointwise": pointwise,
         "kernel": kernel,
         "jax_rule": jax_rule,
+        "compiled_recompute": compiled_recompute,
     }
     return _register(facts, argnums, arrays)
 

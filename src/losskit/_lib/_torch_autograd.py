@@ -23,7 +23,9 @@ The function has a ``setup_context`` and a generated vmap rule, so ``torch.func.
 Under ``torch.compile`` a reduced loss is a second function, which the compiler traces
 whole: its forward returns the gradients beside the value (as outputs, not as state kept on
 the side, which the compiler refuses) and its backward scales them; the compiler fuses the
-rule's operations as it fuses torch's own loss. A loss with ``reduction="none"`` and a
+rule's operations as it fuses torch's own loss. A loss whose value and gradient share no
+work (``compiled_recompute``) runs its rule again in the backward pass instead, as with
+``reduction="none"`` in eager mode: each pass is then one fused loop over the inputs. A loss with ``reduction="none"`` and a
 transform are traced as their plain operations.
 """
 
@@ -64,6 +66,7 @@ class Call:
     pointwise: bool
     fn: str
     names: tuple[str, ...]
+    compiled_recompute: bool = False  # see _registry.loss
     unit_grads: tuple[torch.Tensor, ...] | None = None  # a reduced loss's gradients, unscaled
 
     def run(self, arrays: tuple[Any, ...], grad_output: Any, **changes: Any) -> Result:
@@ -115,7 +118,7 @@ class _Rule(torch.autograd.Function):
 
     @staticmethod
     def forward(call: Call, *arrays: Any) -> torch.Tensor:  # type: ignore[override]
-        if call.reduction == "none":
+        if call.reduction == "none" or torch.compiler.is_compiling():  # (compiled_recompute)
             return call.rule(*arrays, **call.kwargs).value
         value, grads = _by_blocks(call, arrays) or call.run(arrays, None)
         call.unit_grads = grads
@@ -169,6 +172,8 @@ def apply(call: Call, arrays: tuple[Any, ...]) -> torch.Tensor:
     if torch.compiler.is_compiling():
         if call.reduction == "none":
             return call.rule(*arrays, **call.kwargs).value
+        if call.compiled_recompute:
+            return _Rule.apply(call, *arrays)
         return _CompiledRule.apply(call, *arrays)[0]
     if torch._C._are_functorch_transforms_active():
         return _Rule.apply(call, *arrays)
