@@ -282,12 +282,18 @@ def markdown() -> str:
     ]
     head = [f"{title}: {' / '.join(sizes)}" for title, _, _, sizes in columns]
     lines = ["| loss | " + " | ".join(head) + " |", "|---" * (len(columns) + 1) + "|"]
+    shown: list[dict[str, str]] = []
     for name in LOSSES:
         cells = []
         for _, backend, setting, sizes in columns:
             found = [latest.get((backend, setting, name, size)) for size in sizes]
+            shown.extend(r for r in found if r is not None)
             cells.append(" / ".join(_cell(r) for r in found))
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    # which machines and days the table's rows come from, so that a mix of them shows
+    cpus = sorted({r["cpu"] for r in shown})
+    days = sorted({r["date"][:10] for r in shown})
+    lines.append(f"\nMeasured on {', '.join(cpus)} ({days[0]}{'' if len(days) == 1 else ' to ' + days[-1]}).")
     return "\n".join(lines)
 
 
