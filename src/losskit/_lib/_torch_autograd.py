@@ -25,8 +25,8 @@ whole: its forward returns the gradients beside the value (as outputs, not as st
 the side, which the compiler refuses) and its backward scales them; the compiler fuses the
 rule's operations as it fuses torch's own loss. A loss whose value and gradient share no
 work (``compiled_recompute``) runs its rule again in the backward pass instead, as with
-``reduction="none"`` in eager mode: each pass is then one fused loop over the inputs. A loss with ``reduction="none"`` and a
-transform are traced as their plain operations.
+``reduction="none"`` in eager mode: each pass is then one fused loop over the inputs. A
+loss with ``reduction="none"`` and a transform are traced as their plain operations.
 """
 
 from __future__ import annotations
@@ -118,7 +118,8 @@ class _Rule(torch.autograd.Function):
 
     @staticmethod
     def forward(call: Call, *arrays: Any) -> torch.Tensor:  # type: ignore[override]
-        if call.reduction == "none" or torch.compiler.is_compiling():  # (compiled_recompute)
+        # (compiled, only a compiled_recompute loss gets here: its backward runs the rule)
+        if call.reduction == "none" or torch.compiler.is_compiling():
             return call.rule(*arrays, **call.kwargs).value
         value, grads = _by_blocks(call, arrays) or call.run(arrays, None)
         call.unit_grads = grads
